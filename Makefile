@@ -1,0 +1,48 @@
+# Two commands do everything on a fresh machine (Python 3.11+ and make present):
+#   make run   - virtualenv, install, migrate, demo data, serve on http://127.0.0.1:8000
+#   make test  - virtualenv, install, lint, the whole test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint format migrate demo worker beat bench bench-quick clean
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+migrate: $(VENV)/.installed
+	$(PY) manage.py migrate --no-input
+
+demo: migrate
+	$(PY) manage.py seed_demo
+
+run: demo
+	$(PY) manage.py collectstatic --no-input --verbosity 0
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: $(VENV)/.installed
+	$(MAKE) lint
+	$(PY) manage.py collectstatic --no-input --verbosity 0
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+worker: $(VENV)/.installed
+	$(VENV)/bin/celery -A bkm worker --loglevel INFO
+
+beat: $(VENV)/.installed
+	$(VENV)/bin/celery -A bkm beat --loglevel INFO
+
+clean:
+	rm -rf $(VENV) staticfiles db.sqlite3 test-output .pytest_cache

@@ -1,0 +1,36 @@
+import uuid
+
+from balance_groups.models import BalanceGroup
+from bkm.errors import NotFound
+
+
+def group_get(*, tenant, ref) -> BalanceGroup:
+    """A group of ``tenant`` by UUID or by code; anything else (another tenant's) is NOT_FOUND."""
+    if isinstance(ref, BalanceGroup):
+        if ref.tenant_id != tenant.pk:
+            raise NotFound(f"Balance group {ref.pk} not found.")
+        return ref
+    text = str(ref).strip()
+    queryset = BalanceGroup.objects.filter(tenant=tenant)
+    try:
+        group = queryset.filter(pk=uuid.UUID(text)).first()
+    except ValueError:
+        group = None
+    if group is None:
+        group = queryset.filter(code=text).first()
+    if group is None:
+        raise NotFound(f"Balance group {text[:80]!r} not found.")
+    return group
+
+
+def group_list(*, tenant):
+    return BalanceGroup.objects.filter(tenant=tenant)
+
+
+def groups_by_ref(*, tenant) -> dict[str, BalanceGroup]:
+    """Every group of the tenant keyed by code and by id string (for bulk resolution)."""
+    index = {}
+    for group in BalanceGroup.objects.filter(tenant=tenant):
+        index[group.code] = group
+        index[str(group.pk)] = group
+    return index

@@ -1,0 +1,165 @@
+import datetime as dt
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from balance_groups.models import ApiClient, BalanceGroup, GroupKind, Tenant
+from bkm.audit import audit_record
+from bkm.errors import Conflict, InvalidInput
+from bkm.quarters import next_quarter_after, require_aligned
+
+GROUP_EDITABLE_FIELDS = ("code", "name", "valid_from", "valid_until")
+
+
+def tenant_get_or_create(*, code: str, name: str | None = None) -> tuple[Tenant, bool]:
+    return Tenant.objects.get_or_create(code=code, defaults={"name": name or code})
+
+
+@transaction.atomic
+def api_client_create(
+    *, tenant: Tenant, name: str, read_only: bool = False, actor="system:cli"
+) -> tuple[ApiClient, str]:
+    """Create an API client; the plain token is returned once and only its hash is stored."""
+    key = ApiClient.generate_key()
+    client = ApiClient.objects.create(
+        tenant=tenant, name=name, read_only=read_only, key_prefix=key[:8], key_hash=ApiClient.hash_key(key)
+    )
+    audit_record(tenant=tenant, actor=actor, action="api_client.create", obj=client, data={"read_only": read_only})
+    return client, key
+
+
+@transaction.atomic
+def api_client_revoke(*, client: ApiClient, actor) -> ApiClient:
+    if client.revoked_at is None:
+        client.revoked_at = timezone.now()
+        client.save(update_fields=["revoked_at"])
+        audit_record(tenant=client.tenant, actor=actor, action="api_client.revoke", obj=client)
+    return client
+
+
+def _validate_code(code) -> str:
+    code = (code or "").strip() if isinstance(code, str) else code
+    if not isinstance(code, str) or not code:
+        raise InvalidInput.for_field("code", "code is required.")
+    if len(code) > 64 or any(ch.isspace() for ch in code):
+        raise InvalidInput.for_field("code", "code must be at most 64 characters without spaces.")
+    return code
+
+
+def _validate_name(name) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput.for_field("name", "name is required.")
+    if len(name) > 200:
+        raise InvalidInput.for_field("name", "name must be at most 200 characters.")
+    return name.strip()
+
+
+def _validate_validity(valid_from, valid_until):
+    valid_from = require_aligned(valid_from, "valid_from")
+    if valid_until is not None:
+        valid_until = require_aligned(valid_until, "valid_until")
+        if valid_until <= valid_from:
+            raise InvalidInput.for_field("valid_until", "valid_until must be after valid_from.")
+    return valid_from, valid_until
+
+
+@transaction.atomic
+def group_create(
+    *, tenant: Tenant, actor, code: str, name: str, kind: str, valid_from: dt.datetime, valid_until=None
+) -> BalanceGroup:
+    code = _validate_code(code)
+    name = _validate_name(name)
+    if kind not in GroupKind.values:
+        raise InvalidInput.for_field("kind", f"kind must be one of {', '.join(GroupKind.values)}.")
+    valid_from, valid_until = _validate_validity(valid_from, valid_until)
+    if BalanceGroup.objects.filter(tenant=tenant, code=code).exists():
+        raise InvalidInput.for_field("code", f"A group with code {code!r} exists already.")
+    try:
+        with transaction.atomic():
+            group = BalanceGroup.objects.create(
+                tenant=tenant, code=code, name=name, kind=kind, valid_from=valid_from, valid_until=valid_until
+            )
+    except IntegrityError:
+        raise InvalidInput.for_field("code", f"A group with code {code!r} exists already.") from None
+    audit_record(tenant=tenant, actor=actor, action="group.create", obj=group, data={"code": code, "kind": kind})
+    return group
+
+
+def _lines_outside(group: BalanceGroup, valid_from, valid_until) -> bool:
+    from transactions.selectors import group_lines
+
+    lines = group_lines(group=group)
+    outside = lines.filter(quarter_start__lt=valid_from)
+    if valid_until is not None:
+        outside = outside | lines.filter(quarter_start__gte=valid_until)
+    return outside.exists()
+
+
+@transaction.atomic
+def group_update(*, group: BalanceGroup, actor, **changes) -> BalanceGroup:
+    """Change code, name or validity. Validity may not cut off existing bookings."""
+    unknown = set(changes) - set(GROUP_EDITABLE_FIELDS)
+    if unknown:
+        raise InvalidInput(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
+    group = BalanceGroup.objects.select_for_update().get(pk=group.pk)
+    before = {field: str(getattr(group, field)) for field in changes}
+    if "code" in changes:
+        code = _validate_code(changes["code"])
+        if BalanceGroup.objects.filter(tenant_id=group.tenant_id, code=code).exclude(pk=group.pk).exists():
+            raise InvalidInput.for_field("code", f"A group with code {code!r} exists already.")
+        group.code = code
+    if "name" in changes:
+        group.name = _validate_name(changes["name"])
+    if "valid_from" in changes or "valid_until" in changes:
+        valid_from, valid_until = _validate_validity(
+            changes.get("valid_from", group.valid_from), changes.get("valid_until", group.valid_until)
+        )
+        if _lines_outside(group, valid_from, valid_until):
+            raise Conflict("The new validity would leave existing bookings outside it.")
+        group.valid_from, group.valid_until = valid_from, valid_until
+    group.save()
+    after = {field: str(getattr(group, field)) for field in changes}
+    audit_record(
+        tenant=group.tenant, actor=actor, action="group.update", obj=group, data={"before": before, "after": after}
+    )
+    return group
+
+
+@transaction.atomic
+def group_close(*, group: BalanceGroup, actor, until: dt.datetime | None = None) -> BalanceGroup:
+    """Close every quarter-hour before ``until``; without it, close the whole group.
+
+    Closing the whole group ends its validity at the next quarter-hour boundary (or its
+    existing end) and closes everything before that. Closing never reopens.
+    """
+    group = BalanceGroup.objects.select_for_update().get(pk=group.pk)
+    if until is None:
+        until = group.valid_until or max(next_quarter_after(), group.valid_from)
+        if _lines_outside(group, group.valid_from, until):
+            raise Conflict(f"The group has bookings after {until.isoformat()}; close it up to an instant instead.")
+        group.valid_until = until
+    else:
+        until = require_aligned(until, "until")
+    if group.closed_until and until < group.closed_until:
+        raise InvalidInput.for_field(
+            "until", f"The group is already closed until {group.closed_until.isoformat()}; closing never reopens."
+        )
+    group.closed_until = until
+    group.save()
+    audit_record(tenant=group.tenant, actor=actor, action="group.close", obj=group, data={"until": until.isoformat()})
+    return group
+
+
+@transaction.atomic
+def group_delete(*, group: BalanceGroup, actor) -> None:
+    from settlement.models import SettlementRule, SettlementTarget
+    from transactions.models import Booking
+
+    has_bookings = Booking.objects.filter(source=group).exists() or Booking.objects.filter(destination=group).exists()
+    if has_bookings:
+        raise Conflict(f"Group {group.code} has bookings and cannot be deleted; close it instead.")
+    if SettlementTarget.objects.filter(parent=group).exists():
+        raise Conflict(f"Group {group.code} is the parent in settlement rules and cannot be deleted.")
+    audit_record(tenant=group.tenant, actor=actor, action="group.delete", obj=group, data={"code": group.code})
+    SettlementRule.objects.filter(group=group).delete()
+    group.delete()

@@ -1,0 +1,3 @@
+"""The operator dashboard's URL configuration."""
+
+urlpatterns = []

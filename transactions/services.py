@@ -1,0 +1,334 @@
+"""Writing the ledger: bookings, their quarter-hour lines, corrections and clarification cases."""
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from balance_groups.models import BalanceGroup
+from balance_groups.selectors import group_get
+from bkm.audit import actor_label, audit_record
+from bkm.errors import BkmError, BookingFinal, Conflict, InvalidInput, PeriodClosed
+from bkm.quarters import iter_quarters, require_window, split_energy
+from transactions.models import (
+    Booking,
+    BookingKind,
+    BookingStatus,
+    ClarificationCase,
+    ClarificationReason,
+    ClarificationStatus,
+    LedgerLine,
+)
+
+MAX_ENERGY_WH = 10**15  # a petawatt-hour: far above any site, far below BIGINT overflow
+
+
+class GroupNotValid(InvalidInput):
+    """A group is not valid over the whole period: refused and kept as a clarification case."""
+
+
+@dataclass(frozen=True)
+class BookingResult:
+    booking: Booking
+    outcome: str  # "created", "replaced" or "unchanged"
+
+
+def _ledger_changed(*, tenant_id, start, end):
+    from settlement.dirty import ledger_changed
+
+    ledger_changed(tenant_id=tenant_id, start=start, end=end)
+
+
+def validate_energy(energy_wh) -> int:
+    if isinstance(energy_wh, bool) or not isinstance(energy_wh, int):
+        raise InvalidInput.for_field("energy_wh", "energy_wh must be a whole number of watt-hours.")
+    if energy_wh <= 0:
+        raise InvalidInput.for_field("energy_wh", "energy_wh must be greater than 0.")
+    if energy_wh > MAX_ENERGY_WH:
+        raise InvalidInput.for_field("energy_wh", f"energy_wh must be at most {MAX_ENERGY_WH}.")
+    return energy_wh
+
+
+def validate_status(status) -> str:
+    if status not in BookingStatus.values:
+        raise InvalidInput.for_field("status", f"status must be one of {', '.join(BookingStatus.values)}.")
+    return status
+
+
+def check_bookable(*, source: BalanceGroup, destination: BalanceGroup, start, end) -> None:
+    """Raise GroupNotValid or PeriodClosed when the period cannot be booked on either group."""
+    for group in (source, destination):
+        if group.valid_from > start or (group.valid_until is not None and group.valid_until < end):
+            until = group.valid_until.isoformat() if group.valid_until else "open end"
+            raise GroupNotValid(
+                f"Group {group.code} is valid from {group.valid_from.isoformat()} to {until}; "
+                f"the booking covers {start.isoformat()} to {end.isoformat()}."
+            )
+        if group.closed_until is not None and start < group.closed_until:
+            raise PeriodClosed(
+                f"Group {group.code} is closed until {group.closed_until.isoformat()}; "
+                f"the booking starts {start.isoformat()}."
+            )
+
+
+def build_lines(booking: Booking) -> list[LedgerLine]:
+    quarters = list(iter_quarters(booking.start, booking.end))
+    parts = split_energy(booking.energy_wh, len(quarters))
+    final = booking.status == BookingStatus.FINAL
+    return [
+        LedgerLine(
+            booking=booking,
+            tenant_id=booking.tenant_id,
+            source_id=booking.source_id,
+            destination_id=booking.destination_id,
+            quarter_start=quarter,
+            energy_wh=energy,
+            is_final=final,
+        )
+        for quarter, energy in zip(quarters, parts, strict=True)
+        if energy > 0
+    ]
+
+
+def _same_content(booking: Booking, fields: dict) -> bool:
+    return all(getattr(booking, key) == value for key, value in fields.items())
+
+
+def clarification_record(*, tenant, actor, error: BkmError, payload: dict, channel: str) -> ClarificationCase:
+    """Keep refused input for an operator. Runs in its own transaction so it survives the refusal."""
+    reason = (
+        ClarificationReason.PERIOD_CLOSED if isinstance(error, PeriodClosed) else ClarificationReason.GROUP_NOT_VALID
+    )
+    with transaction.atomic():
+        case = ClarificationCase.objects.create(
+            tenant=tenant,
+            reason=reason,
+            detail=error.detail,
+            payload=payload,
+            channel=channel,
+            created_by=actor_label(actor),
+        )
+        audit_record(tenant=tenant, actor=actor, action="clarification.create", obj=case, data={"reason": reason})
+    return case
+
+
+def booking_create(
+    *,
+    tenant,
+    actor,
+    source,
+    destination,
+    start: dt.datetime,
+    end: dt.datetime,
+    energy_wh: int,
+    status: str = BookingStatus.PROVISIONAL,
+    external_id: str | None = None,
+    name: str = "",
+    channel: str = "api",
+    payload: dict | None = None,
+) -> BookingResult:
+    """Book energy from ``source`` to ``destination`` over ``[start, end)``.
+
+    Re-sending an ``external_id``: identical content is a no-op, different content replaces a
+    provisional booking and is refused for a final one. Input refused because of a closed
+    period or a group that is not valid is kept as a clarification case (``payload``).
+    """
+    source = group_get(tenant=tenant, ref=source)
+    destination = group_get(tenant=tenant, ref=destination)
+    if source.pk == destination.pk:
+        raise InvalidInput.for_field("destination", "source and destination must be different groups.")
+    start, end = require_window(start, end)
+    energy_wh = validate_energy(energy_wh)
+    status = validate_status(status)
+    if external_id is not None and (
+        not isinstance(external_id, str) or not external_id.strip() or len(external_id) > 200
+    ):
+        raise InvalidInput.for_field("external_id", "external_id must be a non-empty string of at most 200 characters.")
+    if not isinstance(name, str) or len(name) > 200:
+        raise InvalidInput.for_field("name", "name must be a string of at most 200 characters.")
+    try:
+        check_bookable(source=source, destination=destination, start=start, end=end)
+    except (GroupNotValid, PeriodClosed) as error:
+        if payload is not None:
+            clarification_record(tenant=tenant, actor=actor, error=error, payload=payload, channel=channel)
+        raise
+    content = {
+        "source_id": source.pk,
+        "destination_id": destination.pk,
+        "start": start,
+        "end": end,
+        "energy_wh": energy_wh,
+        "status": status,
+        "name": name,
+    }
+    for attempt in range(2):
+        try:
+            return _booking_write(tenant=tenant, actor=actor, external_id=external_id, content=content)
+        except IntegrityError:
+            # A concurrent request created the same external_id between our look-up and insert;
+            # the unique constraint said no, so look again (once).
+            if attempt or external_id is None:
+                raise
+    raise AssertionError("unreachable")
+
+
+@transaction.atomic
+def _booking_write(*, tenant, actor, external_id, content) -> BookingResult:
+    existing = None
+    if external_id is not None:
+        existing = Booking.objects.select_for_update().filter(tenant=tenant, external_id=external_id).first()
+    if existing is not None:
+        if _same_content(existing, content):
+            return BookingResult(existing, "unchanged")
+        if existing.status == BookingStatus.FINAL:
+            raise BookingFinal(f"Booking {external_id!r} is final; correct it with a reversal booking.")
+        if existing.kind != BookingKind.MANUAL:
+            raise Conflict(f"Booking {external_id!r} is a {existing.kind} booking and cannot be replaced.")
+        old_window = (existing.start, existing.end)
+        existing.lines.all().delete()
+        for key, value in content.items():
+            setattr(existing, key, value)
+        existing.updated_by = actor_label(actor)
+        existing.finalized_at = timezone.now() if existing.status == BookingStatus.FINAL else None
+        existing.save()
+        LedgerLine.objects.bulk_create(build_lines(existing))
+        audit_record(tenant=tenant, actor=actor, action="booking.replace", obj=existing, data=_audit_content(content))
+        _ledger_changed(tenant_id=tenant.pk, start=old_window[0], end=old_window[1])
+        _ledger_changed(tenant_id=tenant.pk, start=existing.start, end=existing.end)
+        return BookingResult(existing, "replaced")
+    with transaction.atomic():
+        booking = Booking.objects.create(
+            tenant=tenant,
+            external_id=external_id,
+            kind=BookingKind.MANUAL,
+            created_by=actor_label(actor),
+            updated_by=actor_label(actor),
+            finalized_at=timezone.now() if content["status"] == BookingStatus.FINAL else None,
+            **content,
+        )
+    LedgerLine.objects.bulk_create(build_lines(booking))
+    audit_record(tenant=tenant, actor=actor, action="booking.create", obj=booking, data=_audit_content(content))
+    _ledger_changed(tenant_id=tenant.pk, start=booking.start, end=booking.end)
+    return BookingResult(booking, "created")
+
+
+def _audit_content(content: dict) -> dict:
+    return {
+        key: (value.isoformat() if isinstance(value, dt.datetime) else str(value)) for key, value in content.items()
+    }
+
+
+@transaction.atomic
+def booking_finalize(*, booking: Booking, actor) -> Booking:
+    """Make a manual booking final (again on a final one: no change)."""
+    booking = Booking.objects.select_for_update().get(pk=booking.pk)
+    if booking.status == BookingStatus.FINAL:
+        return booking
+    if booking.kind == BookingKind.SETTLEMENT:
+        raise Conflict("Settlement bookings become final by themselves once all their inputs are final.")
+    booking.status = BookingStatus.FINAL
+    booking.finalized_at = timezone.now()
+    booking.updated_by = actor_label(actor)
+    booking.save(update_fields=["status", "finalized_at", "updated_by", "updated_at"])
+    booking.lines.update(is_final=True)
+    audit_record(tenant=booking.tenant, actor=actor, action="booking.finalize", obj=booking)
+    _ledger_changed(tenant_id=booking.tenant_id, start=booking.start, end=booking.end)
+    return booking
+
+
+@transaction.atomic
+def bookings_finalize_until(*, group: BalanceGroup, actor, until: dt.datetime) -> int:
+    """Finalize every provisional manual booking of ``group`` that ends at or before ``until``."""
+    from bkm.quarters import require_aligned
+    from transactions.selectors import group_bookings
+
+    until = require_aligned(until, "until")
+    pending = (
+        group_bookings(group=group)
+        .filter(end__lte=until, status=BookingStatus.PROVISIONAL)
+        .exclude(kind=BookingKind.SETTLEMENT)
+        .order_by("start")
+    )
+    count = 0
+    for booking in pending:
+        booking_finalize(booking=booking, actor=actor)
+        count += 1
+    return count
+
+
+@transaction.atomic
+def booking_reverse(*, booking: Booking, actor) -> Booking:
+    """Correct a final booking with a final reversal booking (same period and energy, opposite way)."""
+    booking = Booking.objects.select_for_update().select_related("source", "destination").get(pk=booking.pk)
+    if booking.kind != BookingKind.MANUAL:
+        raise Conflict(f"A {booking.kind} booking cannot be reversed.")
+    if booking.status != BookingStatus.FINAL:
+        raise Conflict("Only final bookings are reversed; a provisional booking is corrected by re-sending it.")
+    if Booking.objects.filter(reverses=booking).exists():
+        raise Conflict("This booking has been reversed already.")
+    check_bookable(source=booking.destination, destination=booking.source, start=booking.start, end=booking.end)
+    now = timezone.now()
+    reversal = Booking.objects.create(
+        tenant_id=booking.tenant_id,
+        name=f"Reversal of {booking}"[:200],
+        source=booking.destination,
+        destination=booking.source,
+        start=booking.start,
+        end=booking.end,
+        energy_wh=booking.energy_wh,
+        status=BookingStatus.FINAL,
+        kind=BookingKind.REVERSAL,
+        reverses=booking,
+        created_by=actor_label(actor),
+        updated_by=actor_label(actor),
+        finalized_at=now,
+    )
+    # The reversal mirrors the original line by line, so the two cancel exactly per quarter-hour.
+    LedgerLine.objects.bulk_create(
+        [
+            LedgerLine(
+                booking=reversal,
+                tenant_id=line.tenant_id,
+                source_id=line.destination_id,
+                destination_id=line.source_id,
+                quarter_start=line.quarter_start,
+                energy_wh=line.energy_wh,
+                is_final=True,
+            )
+            for line in booking.lines.all()
+        ]
+    )
+    audit_record(
+        tenant=booking.tenant, actor=actor, action="booking.reverse", obj=reversal, data={"reverses": str(booking.pk)}
+    )
+    _ledger_changed(tenant_id=booking.tenant_id, start=booking.start, end=booking.end)
+    return reversal
+
+
+def clarification_resolve(*, case: ClarificationCase, actor, action: str, note: str = "") -> ClarificationCase:
+    """Resolve a case by rebooking its payload (exactly one booking) or dismissing it with a note."""
+    if action not in ("rebook", "dismiss"):
+        raise InvalidInput.for_field("action", "action must be 'rebook' or 'dismiss'.")
+    if not isinstance(note, str) or len(note) > 2000:
+        raise InvalidInput.for_field("note", "note must be text of at most 2000 characters.")
+    if action == "dismiss" and not note.strip():
+        raise InvalidInput.for_field("note", "Say why the case is dismissed.")
+    with transaction.atomic():
+        case = ClarificationCase.objects.select_for_update().get(pk=case.pk)
+        if case.status != ClarificationStatus.OPEN:
+            raise Conflict(f"This case is {case.status} already.")
+        booking = None
+        if action == "rebook":
+            from transactions.payloads import booking_fields_from_payload
+
+            result = booking_create(tenant=case.tenant, actor=actor, **booking_fields_from_payload(case.payload))
+            booking = result.booking
+        case.status = ClarificationStatus.REBOOKED if booking else ClarificationStatus.DISMISSED
+        case.booking = booking
+        case.resolved_at = timezone.now()
+        case.resolved_by = actor_label(actor)
+        case.resolution_note = note
+        case.save()
+        audit_record(tenant=case.tenant, actor=actor, action=f"clarification.{action}", obj=case, data={"note": note})
+    return case
