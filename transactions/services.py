@@ -147,12 +147,6 @@ def booking_create(
         raise InvalidInput.for_field("external_id", "external_id must be a non-empty string of at most 200 characters.")
     if not isinstance(name, str) or len(name) > 200:
         raise InvalidInput.for_field("name", "name must be a string of at most 200 characters.")
-    try:
-        check_bookable(source=source, destination=destination, start=start, end=end)
-    except (GroupNotValid, PeriodClosed) as error:
-        if payload is not None:
-            clarification_record(tenant=tenant, actor=actor, error=error, payload=payload, channel=channel)
-        raise
     content = {
         "source_id": source.pk,
         "destination_id": destination.pk,
@@ -162,6 +156,21 @@ def booking_create(
         "status": status,
         "name": name,
     }
+    if external_id is not None:
+        # Re-sending what is stored already changes nothing, even once the period is closed.
+        existing = Booking.objects.filter(tenant=tenant, external_id=external_id).first()
+        if existing is not None and _same_content(existing, content):
+            return BookingResult(existing, "unchanged")
+    try:
+        check_bookable(source=source, destination=destination, start=start, end=end)
+        return _booking_write_retrying(tenant=tenant, actor=actor, external_id=external_id, content=content)
+    except (GroupNotValid, PeriodClosed) as error:
+        if payload is not None:
+            clarification_record(tenant=tenant, actor=actor, error=error, payload=payload, channel=channel)
+        raise
+
+
+def _booking_write_retrying(*, tenant, actor, external_id, content) -> BookingResult:
     for attempt in range(2):
         try:
             return _booking_write(tenant=tenant, actor=actor, external_id=external_id, content=content)
@@ -177,7 +186,12 @@ def booking_create(
 def _booking_write(*, tenant, actor, external_id, content) -> BookingResult:
     existing = None
     if external_id is not None:
-        existing = Booking.objects.select_for_update().filter(tenant=tenant, external_id=external_id).first()
+        existing = (
+            Booking.objects.select_for_update(of=("self",))
+            .select_related("source", "destination")
+            .filter(tenant=tenant, external_id=external_id)
+            .first()
+        )
     if existing is not None:
         if _same_content(existing, content):
             return BookingResult(existing, "unchanged")
@@ -185,6 +199,8 @@ def _booking_write(*, tenant, actor, external_id, content) -> BookingResult:
             raise BookingFinal(f"Booking {external_id!r} is final; correct it with a reversal booking.")
         if existing.kind != BookingKind.MANUAL:
             raise Conflict(f"Booking {external_id!r} is a {existing.kind} booking and cannot be replaced.")
+        # Replacing also takes the old quarter-hours out of their balances: they must be open too.
+        check_bookable(source=existing.source, destination=existing.destination, start=existing.start, end=existing.end)
         old_window = (existing.start, existing.end)
         existing.lines.all().delete()
         for key, value in content.items():

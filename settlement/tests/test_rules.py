@@ -1,0 +1,106 @@
+import datetime as dt
+
+import pytest
+
+from bkm.errors import InvalidInput, InvalidTimeAlignment
+from settlement.models import SettlementRule
+from settlement.rules import rule_change, rule_in_force
+from settlement.selectors import hierarchy_tree
+
+UTC = dt.UTC
+T0 = dt.datetime(2026, 1, 1, tzinfo=UTC)
+NOW = dt.datetime(2026, 6, 1, 10, 7, tzinfo=UTC)
+
+
+@pytest.fixture
+def site(make_group):
+    return {
+        "GRID": make_group("GRID"),
+        "HOUSE": make_group("HOUSE"),
+        "PV": make_group("PV", "source"),
+        "APT": make_group("APT", "consumer"),
+    }
+
+
+def test_first_rule_may_start_at_valid_from_for_history(site, operator):
+    rule = rule_change(group=site["PV"], actor=operator, targets=[(site["GRID"], 10000)], effective_from=T0, now=NOW)
+    assert rule.effective_from == T0
+    assert rule_in_force(group=site["PV"], at=T0) == rule
+
+
+def test_first_rule_may_not_start_before_valid_from(site, operator):
+    with pytest.raises(InvalidInput):
+        rule_change(
+            group=site["PV"], actor=operator, targets=[(site["GRID"], 10000)], effective_from=T0 - dt.timedelta(days=1)
+        )
+
+
+def test_later_version_starts_at_next_quarter_hour_and_ends_the_previous(site, operator):
+    first = rule_change(group=site["PV"], actor=operator, targets=[(site["GRID"], 10000)], effective_from=T0, now=NOW)
+    second = rule_change(group=site["PV"], actor=operator, targets=[(site["HOUSE"], 10000)], interval="1h", now=NOW)
+    assert second.effective_from == dt.datetime(2026, 6, 1, 10, 15, tzinfo=UTC)
+    first.refresh_from_db()
+    assert first.effective_until == second.effective_from
+    assert rule_in_force(group=site["PV"], at=dt.datetime(2026, 6, 1, 10, 14, tzinfo=UTC)) == first
+    assert rule_in_force(group=site["PV"], at=second.effective_from) == second
+    assert SettlementRule.objects.filter(group=site["PV"]).count() == 2
+
+
+def test_later_version_never_retroactive(site, operator):
+    rule_change(group=site["PV"], actor=operator, targets=[(site["GRID"], 10000)], effective_from=T0, now=NOW)
+    for effective_from in (dt.datetime(2026, 6, 1, 10, 0, tzinfo=UTC), T0 + dt.timedelta(days=1)):
+        with pytest.raises(InvalidInput) as error:
+            rule_change(
+                group=site["PV"],
+                actor=operator,
+                targets=[(site["HOUSE"], 10000)],
+                effective_from=effective_from,
+                now=NOW,
+            )
+        assert "effective_from" in error.value.errors
+    with pytest.raises(InvalidTimeAlignment):
+        rule_change(
+            group=site["PV"],
+            actor=operator,
+            targets=[(site["HOUSE"], 10000)],
+            effective_from=dt.datetime(2026, 6, 1, 11, 5, tzinfo=UTC),
+            now=NOW,
+        )
+
+
+def test_split_targets_must_sum_to_10000_and_be_balances(site, operator):
+    with pytest.raises(InvalidInput, match="10000"):
+        rule_change(group=site["APT"], actor=operator, targets=[(site["GRID"], 6000), (site["HOUSE"], 3000)])
+    with pytest.raises(InvalidInput, match="balances"):
+        rule_change(group=site["APT"], actor=operator, targets=[(site["PV"], 10000)])
+    rule = rule_change(
+        group=site["APT"], actor=operator, targets=[(site["GRID"], 6000), (site["HOUSE"], 4000)], effective_from=T0
+    )
+    assert sorted(target.share for target in rule.targets.all()) == [4000, 6000]
+
+
+def test_rule_that_would_create_a_cycle_is_refused(site, operator):
+    rule_change(group=site["HOUSE"], actor=operator, targets=[(site["GRID"], 10000)], effective_from=T0)
+    with pytest.raises(InvalidInput, match="cycle"):
+        rule_change(group=site["GRID"], actor=operator, targets=[(site["HOUSE"], 10000)], effective_from=T0)
+    with pytest.raises(InvalidInput):
+        rule_change(group=site["GRID"], actor=operator, targets=[(site["GRID"], 10000)], effective_from=T0)
+
+
+def test_target_of_another_tenant_is_refused(site, operator, other_tenant, make_group):
+    foreign = make_group("FOREIGN", tenant=other_tenant)
+    with pytest.raises(InvalidInput):
+        rule_change(group=site["PV"], actor=operator, targets=[(foreign, 10000)], effective_from=T0)
+
+
+def test_hierarchy_tree_follows_rules_in_force(site, operator):
+    rule_change(group=site["HOUSE"], actor=operator, targets=[(site["GRID"], 10000)], effective_from=T0)
+    rule_change(
+        group=site["APT"], actor=operator, targets=[(site["HOUSE"], 6000), (site["GRID"], 4000)], effective_from=T0
+    )
+    rule_change(group=site["PV"], actor=operator, targets=[(site["GRID"], 10000)], effective_from=T0)
+    roots = hierarchy_tree(tenant=site["GRID"].tenant, at=T0)
+    assert [node.group.code for node in roots] == ["GRID"]
+    grid = roots[0]
+    assert [node.group.code for node in grid.children] == ["HOUSE", "PV"]
+    assert [node.group.code for node in grid.children[0].children] == ["APT"]

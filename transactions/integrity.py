@@ -1,0 +1,141 @@
+"""Ledger invariants, checked by ``manage.py check_ledger`` (and by the tests after every step).
+
+Each check is a function ``(tenant_ids) -> list[Violation]`` that reads with SQL aggregates and
+never loads the ledger into memory. Other apps add theirs to ``CHECKS``.
+"""
+
+from dataclasses import dataclass
+
+from django.db.models import Count, F, Q, Sum
+
+from transactions.models import Booking, BookingStatus, LedgerLine
+
+MAX_REPORTED = 50
+
+
+@dataclass(frozen=True)
+class Violation:
+    check: str
+    detail: str
+
+
+def _lines(tenant_ids):
+    lines = LedgerLine.objects.all()
+    return lines.filter(tenant_id__in=tenant_ids) if tenant_ids is not None else lines
+
+
+def _bookings(tenant_ids):
+    bookings = Booking.objects.all()
+    return bookings.filter(tenant_id__in=tenant_ids) if tenant_ids is not None else bookings
+
+
+def check_zero_sum(tenant_ids=None) -> list[Violation]:
+    """Per tenant and quarter-hour the nets of all the tenant's groups sum to zero.
+
+    Inflows are counted by the destination group's tenant and outflows by the source group's,
+    so a line that crosses tenants shows up here.
+    """
+    lines = LedgerLine.objects.all()
+    if tenant_ids is not None:
+        lines = lines.filter(Q(source__tenant_id__in=tenant_ids) | Q(destination__tenant_id__in=tenant_ids))
+    totals: dict = {}
+    inflows = lines.values(group_tenant=F("destination__tenant_id"), quarter=F("quarter_start")).annotate(
+        e=Sum("energy_wh")
+    )
+    outflows = lines.values(group_tenant=F("source__tenant_id"), quarter=F("quarter_start")).annotate(
+        e=Sum("energy_wh")
+    )
+    # Only the (tenant, quarter) pairs that do not cancel are kept, so memory stays small.
+    for row in inflows.iterator(chunk_size=5000):
+        key = (row["group_tenant"], row["quarter"])
+        totals[key] = totals.get(key, 0) + row["e"]
+    for row in outflows.iterator(chunk_size=5000):
+        key = (row["group_tenant"], row["quarter"])
+        remaining = totals.get(key, 0) - row["e"]
+        if remaining:
+            totals[key] = remaining
+        else:
+            totals.pop(key, None)
+    return [
+        Violation("zero_sum", f"tenant {tenant} quarter {quarter.isoformat()}: nets sum to {net} Wh, not 0")
+        for (tenant, quarter), net in sorted(totals.items(), key=lambda item: (item[0][0], item[0][1]))
+        if net
+    ][:MAX_REPORTED]
+
+
+def check_lines_sum_to_bookings(tenant_ids=None) -> list[Violation]:
+    """Every booking's lines add up exactly to its energy and lie within its period."""
+    mismatched = (
+        _bookings(tenant_ids)
+        .annotate(
+            line_sum=Sum("lines__energy_wh"),
+            outside=Count(
+                "lines", filter=Q(lines__quarter_start__lt=F("start")) | Q(lines__quarter_start__gte=F("end"))
+            ),
+        )
+        .filter(Q(line_sum__isnull=True) | ~Q(line_sum=F("energy_wh")) | Q(outside__gt=0))
+        .values("id", "energy_wh", "line_sum", "outside")[:MAX_REPORTED]
+    )
+    return [
+        Violation(
+            "lines_sum",
+            f"booking {row['id']}: lines sum to {row['line_sum'] or 0} Wh, booking says {row['energy_wh']} Wh"
+            + (f", {row['outside']} line(s) outside its period" if row["outside"] else ""),
+        )
+        for row in mismatched
+    ]
+
+
+def check_lines_match_bookings(tenant_ids=None) -> list[Violation]:
+    """Denormalised line columns agree with their booking, and a line is final iff its booking is."""
+    bad = (
+        _lines(tenant_ids)
+        .exclude(
+            tenant_id=F("booking__tenant_id"),
+            source_id=F("booking__source_id"),
+            destination_id=F("booking__destination_id"),
+        )
+        .values_list("id", "booking_id")[:MAX_REPORTED]
+    )
+    violations = [Violation("line_copy", f"line {line} disagrees with booking {booking}") for line, booking in bad]
+    status_bad = (
+        _lines(tenant_ids)
+        .filter(
+            Q(is_final=True, booking__status=BookingStatus.PROVISIONAL)
+            | Q(is_final=False, booking__status=BookingStatus.FINAL)
+        )
+        .values_list("id", "booking_id")[:MAX_REPORTED]
+    )
+    violations += [
+        Violation("status", f"line {line} status differs from booking {booking}") for line, booking in status_bad
+    ]
+    return violations
+
+
+def check_tenancy(tenant_ids=None) -> list[Violation]:
+    """A line's groups belong to the line's tenant."""
+    bad = (
+        _lines(tenant_ids)
+        .filter(~Q(source__tenant_id=F("tenant_id")) | ~Q(destination__tenant_id=F("tenant_id")))
+        .values_list("id", flat=True)[:MAX_REPORTED]
+    )
+    return [Violation("tenancy", f"line {line} connects groups of another tenant") for line in bad]
+
+
+def check_alignment(tenant_ids=None) -> list[Violation]:
+    """Quarter starts are aligned (PostgreSQL enforces it with CHECKs; SQLite relies on this)."""
+    bad = _lines(tenant_ids).exclude(quarter_start__minute__in=(0, 15, 30, 45), quarter_start__second=0)
+    return [
+        Violation("alignment", f"line {line} starts at {quarter.isoformat()}, not on a quarter-hour")
+        for line, quarter in bad.values_list("id", "quarter_start")[:MAX_REPORTED]
+    ]
+
+
+CHECKS = [check_zero_sum, check_lines_sum_to_bookings, check_lines_match_bookings, check_tenancy, check_alignment]
+
+
+def ledger_violations(tenant_ids=None) -> list[Violation]:
+    violations = []
+    for check in CHECKS:
+        violations.extend(check(tenant_ids))
+    return violations

@@ -1,0 +1,65 @@
+import datetime as dt
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from transactions.integrity import ledger_violations
+from transactions.models import LedgerLine
+from transactions.services import booking_create
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def booking(tenant, operator, make_group):
+    source, destination = make_group("PV", "source"), make_group("FLAT", "consumer")
+    return booking_create(
+        tenant=tenant,
+        actor=operator,
+        source=source,
+        destination=destination,
+        start=T0,
+        end=T0 + dt.timedelta(hours=1),
+        energy_wh=1001,
+    ).booking
+
+
+def run_check(*args) -> str:
+    out = StringIO()
+    call_command("check_ledger", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_clean_ledger_passes(booking):
+    assert "Ledger is consistent." in run_check()
+    assert "Ledger is consistent." in run_check("--tenant", booking.tenant.code)
+
+
+def test_line_that_no_longer_sums_to_its_booking_is_reported(booking):
+    line = booking.lines.order_by("quarter_start").first()
+    LedgerLine.objects.filter(pk=line.pk).update(energy_wh=line.energy_wh + 1)
+    with pytest.raises(CommandError, match="1 ledger violation"):
+        run_check()
+    assert [violation.check for violation in ledger_violations()] == ["lines_sum"]
+
+
+def test_line_crossing_tenants_breaks_zero_sum_and_tenancy(booking, other_tenant, make_group):
+    foreign = make_group("FOREIGN", "consumer", tenant=other_tenant)
+    LedgerLine.objects.filter(booking=booking).update(destination=foreign)
+    checks = {violation.check for violation in ledger_violations()}
+    assert {"zero_sum", "tenancy", "line_copy"} <= checks
+    out = StringIO()
+    with pytest.raises(CommandError):
+        call_command("check_ledger", stdout=out)
+    assert "FAIL zero_sum" in out.getvalue()
+
+
+def test_status_disagreement_is_reported(booking):
+    LedgerLine.objects.filter(booking=booking).update(is_final=True)
+    assert {violation.check for violation in ledger_violations()} == {"status"}
+
+
+def test_unknown_tenant_is_a_clear_error(db):
+    with pytest.raises(CommandError, match="No tenant"):
+        run_check("--tenant", "nope")
