@@ -35,6 +35,7 @@ format: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(MAKE) lint
+	bash scripts/install-browser.sh
 	$(PY) manage.py collectstatic --no-input --verbosity 0
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -43,6 +44,20 @@ worker: $(VENV)/.installed
 
 beat: $(VENV)/.installed
 	$(VENV)/bin/celery -A bkm beat --loglevel INFO
+
+# The benchmark (bench/): its own PostgreSQL database (created if missing, emptied each run),
+# gunicorn with 2 workers on BENCH_PORT, results in bench/results.json. Redis must be reachable.
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/bkm_bench
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/4
+BENCH_PORT ?= 8301
+BENCH_ARGS ?=
+BENCH := DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(PY) -m bench --setup --reset --port $(BENCH_PORT)
+
+bench: $(VENV)/.installed
+	$(BENCH) --preset full $(BENCH_ARGS)
+
+bench-quick: $(VENV)/.installed
+	$(BENCH) --preset quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3 test-output .pytest_cache

@@ -3,10 +3,18 @@ import os
 import pytest
 from django.conf import settings
 from django.db import connection
+from hypothesis import settings as hypothesis_settings
 
 from bkm.factories import GroupFactory, TenantFactory, UserFactory
 
 REQUIRE_SERVICES = os.environ.get("BKM_REQUIRE_SERVICES") == "1"
+
+# Hypothesis: database-backed examples are slow by nature (no deadline); CI prints the blob that
+# reproduces a failure. HYPOTHESIS_PROFILE=thorough runs many more examples locally.
+hypothesis_settings.register_profile("ci", deadline=None, print_blob=True)
+hypothesis_settings.register_profile("dev", deadline=None)
+hypothesis_settings.register_profile("thorough", deadline=None, max_examples=1000, stateful_step_count=60)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
 def _unavailable(reason: str):
@@ -22,6 +30,21 @@ def _require_services(request):
         _unavailable("needs PostgreSQL (set DATABASE_URL)")
     if request.node.get_closest_marker("redis") and not settings.REDIS_URL:
         _unavailable("needs Redis (set REDIS_URL)")
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager(request):
+    # Tasks run in-process, so balances are current right after a write; a test that drives a
+    # real worker opts out with the ``celery_worker`` marker.
+    from bkm.celery import app
+
+    if request.node.get_closest_marker("celery_worker"):
+        yield
+        return
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
 
 
 @pytest.fixture

@@ -1,3 +1,39 @@
 """The REST API's URL configuration (``/api/v1/``, ``/api/schema/``, ``/api/docs/``)."""
 
-urlpatterns = []
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+
+from balance_groups.api import BalanceGroupViewSet
+from bkm.rest.errors import api_not_found
+from bkm.rest.routers import ApiRouter
+from settlement.api import ImbalanceViewSet, SettlementRuleViewSet, SettlementRunViewSet
+from transactions.api import BookingViewSet, ClarificationViewSet, LedgerLineViewSet
+
+router = ApiRouter()
+router.register("balance-groups", BalanceGroupViewSet, basename="group")
+router.register("settlement-rules", SettlementRuleViewSet, basename="rule")
+router.register("bookings", BookingViewSet, basename="booking")
+router.register("ledger-lines", LedgerLineViewSet, basename="line")
+router.register("imbalances", ImbalanceViewSet, basename="imbalance")
+router.register("settlement-runs", SettlementRunViewSet, basename="run")
+router.register("clarifications", ClarificationViewSet, basename="clarification")
+
+app_name = "api"
+
+urlpatterns = [
+    path("v1/", include(router.urls)),
+    path(
+        "schema/",
+        SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[], throttle_classes=[]),
+        name="schema",
+    ),
+    path(
+        "docs/",
+        SpectacularSwaggerView.as_view(
+            url_name="api:schema", permission_classes=[AllowAny], authentication_classes=[], throttle_classes=[]
+        ),
+        name="docs",
+    ),
+    re_path(r"^.*$", api_not_found),
+]

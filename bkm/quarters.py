@@ -59,7 +59,10 @@ def parse_instant(value, field: str, *, aligned: bool = True) -> dt.datetime:
             raise InvalidInput.for_field(field, f"{field} is not an ISO 8601 date-time: {value[:64]!r}.") from None
     else:
         raise InvalidInput.for_field(field, f"{field} must be an ISO 8601 date-time string.")
-    return require_aligned(instant, field) if aligned else require_aware(instant, field)
+    try:
+        return require_aligned(instant, field) if aligned else require_aware(instant, field)
+    except OverflowError:
+        raise InvalidInput.for_field(field, f"{field} is out of the supported range.") from None
 
 
 def require_window(start: dt.datetime, end: dt.datetime, *, start_field="start", end_field="end"):

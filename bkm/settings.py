@@ -73,6 +73,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            "builtins": ["bkm.views.tags"],
         },
     },
 ]
@@ -145,8 +146,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "bkm.rest.schema.BkmAutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PARSER_CLASSES": ["bkm.rest.parsers.LimitedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "bkm.rest.errors.api_exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "bkm.rest.pagination.PagePagination",
+    "DEFAULT_THROTTLE_CLASSES": ["bkm.rest.throttles.ClientRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "client": env("BKM_THROTTLE_CLIENT", default="1200/min"),
         "bulk": env("BKM_THROTTLE_BULK", default="120/min"),
@@ -163,6 +169,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "GroupKindEnum": "balance_groups.models.GroupKind.choices",
+        "BookingKindEnum": "transactions.models.BookingKind.choices",
+        "BookingStatusEnum": "transactions.models.BookingStatus.choices",
+        "ClarificationStatusEnum": "transactions.models.ClarificationStatus.choices",
+        "ClarificationReasonEnum": "transactions.models.ClarificationReason.choices",
+        "SettlementIntervalEnum": "settlement.models.SettlementInterval.choices",
+    },
 }
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("BKM_MAX_BODY_BYTES", default=64 * 1024 * 1024)

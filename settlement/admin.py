@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from settlement.models import SettlementRule, SettlementTarget
+from settlement.models import DirtyDay, Imbalance, SettlementBooking, SettlementRule, SettlementRun, SettlementTarget
 
 
 class SettlementTargetInline(admin.TabularInline):
@@ -34,3 +34,68 @@ class SettlementRuleAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Written by the settlement engine only."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SettlementRun)
+class SettlementRunAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "tenant",
+        "start",
+        "end",
+        "status",
+        "trigger",
+        "groups",
+        "lines_read",
+        "bookings_created",
+        "bookings_updated",
+        "bookings_finalized",
+        "duration_display",
+    ]
+    list_filter = ["status", "trigger", "tenant"]
+    date_hierarchy = "created_at"
+    list_select_related = ["tenant"]
+    readonly_fields = [field.name for field in SettlementRun._meta.fields] + ["duration_display"]
+
+    @admin.display(description="duration")
+    def duration_display(self, run):
+        return f"{run.duration.total_seconds():.2f} s" if run.duration else "-"
+
+
+@admin.register(Imbalance)
+class ImbalanceAdmin(ReadOnlyAdmin):
+    list_display = ["quarter_start", "group", "inflow_wh", "outflow_wh", "net_wh", "is_final", "tenant"]
+    list_filter = ["tenant", "is_final"]
+    search_fields = ["group__code", "group__name"]
+    date_hierarchy = "quarter_start"
+    list_select_related = ["group", "tenant"]
+    show_full_result_count = False
+
+
+@admin.register(SettlementBooking)
+class SettlementBookingAdmin(ReadOnlyAdmin):
+    list_display = ["window_start", "window_end", "child", "parent", "revision", "booking", "tenant"]
+    list_filter = ["tenant"]
+    search_fields = ["child__code", "parent__code"]
+    date_hierarchy = "window_start"
+    list_select_related = ["child", "parent", "booking", "tenant"]
+    show_full_result_count = False
+
+
+@admin.register(DirtyDay)
+class DirtyDayAdmin(ReadOnlyAdmin):
+    list_display = ["tenant", "day_start", "marked_at"]
+    list_filter = ["tenant"]

@@ -1,5 +1,76 @@
-"""Marking ledger windows whose imbalances and settlements must be recomputed."""
+"""Marking ledger windows whose imbalances and settlements must be recomputed.
+
+Every ledger write calls ``ledger_changed`` inside its transaction. The local days it touches are
+recorded in ``DirtyDay`` (an upsert, so the mark commits or rolls back with the write). Then:
+
+- with a broker, the ``settle_dirty`` task is enqueued on commit (never before: the worker must
+  see the write);
+- in eager mode (no ``REDIS_URL``, or Celery's ``task_always_eager``), the days are settled right
+  away inside the same transaction, so the single-process app and the tests read current
+  balances immediately after a write.
+
+``deferred()`` batches many writes (e.g. a seeding script): the days are only marked, and settled
+(or enqueued) once when the block ends.
+"""
+
+import contextlib
+import threading
+
+from django.db import transaction
+
+_local = threading.local()
+
+
+def _eager() -> bool:
+    from bkm.celery import app
+
+    return bool(app.conf.task_always_eager)
 
 
 def ledger_changed(*, tenant_id, start, end) -> None:
     """Called in the writing transaction whenever lines in ``[start, end)`` change."""
+    from settlement.models import DirtyDay
+    from settlement.services import _lock_tenant, settle_units, unit_bounds
+
+    units = unit_bounds(start, end)
+    pending = getattr(_local, "pending", None)
+    eager = _eager()
+    if eager and pending is None:
+        # Same lock order as a settlement unit (tenant lock, then the dirty rows): no deadlock.
+        _lock_tenant(tenant_id)
+    DirtyDay.objects.bulk_create(
+        [DirtyDay(tenant_id=tenant_id, day_start=u0) for u0, _ in units], ignore_conflicts=True
+    )
+    if pending is not None:
+        pending.add(tenant_id)
+    elif eager:
+        settle_units(tenant_id=tenant_id, units=units)
+    else:
+        transaction.on_commit(lambda: _enqueue(tenant_id))
+
+
+def _enqueue(tenant_id) -> None:
+    from settlement.tasks import settle_dirty
+
+    settle_dirty.delay(tenant_id=tenant_id)
+
+
+@contextlib.contextmanager
+def deferred():
+    """Mark only; settle (eager) or enqueue (broker) each touched tenant once at the end."""
+    if getattr(_local, "pending", None) is not None:
+        yield
+        return
+    _local.pending = set()
+    try:
+        yield
+        tenants = sorted(_local.pending)
+    finally:
+        _local.pending = None
+    for tenant_id in tenants:
+        if _eager():
+            from settlement.services import settlement_dirty_process
+
+            settlement_dirty_process(tenant_id=tenant_id)
+        else:
+            transaction.on_commit(lambda tenant_id=tenant_id: _enqueue(tenant_id))

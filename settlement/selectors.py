@@ -3,12 +3,12 @@
 import datetime as dt
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Q, Sum
-
 from balance_groups.models import BalanceGroup
-from bkm.quarters import buckets, require_window
+from balance_groups.selectors import group_get
+from bkm.errors import NotFound
+from bkm.quarters import QUARTER, buckets, require_aligned, require_window
+from settlement.models import Imbalance, SettlementBooking, SettlementRun
 from settlement.rules import rules_in_force
-from transactions.models import LedgerLine
 
 FINAL = "final"
 PROVISIONAL = "provisional"
@@ -42,20 +42,13 @@ class Interval:
 
 
 def quarter_flows(*, group: BalanceGroup, start: dt.datetime, end: dt.datetime) -> dict[dt.datetime, Interval]:
-    """Inflow, outflow and provisional-line count per quarter-hour that has lines."""
+    """Inflow, outflow and status per quarter-hour that has lines, from the materialised imbalances."""
     flows: dict[dt.datetime, Interval] = {}
-    window = LedgerLine.objects.filter(quarter_start__gte=start, quarter_start__lt=end)
-    for direction, lookup in (("inflow_wh", "destination"), ("outflow_wh", "source")):
-        rows = (
-            window.filter(**{lookup: group})
-            .values("quarter_start")
-            .annotate(energy=Sum("energy_wh"), provisional=Count("id", filter=Q(is_final=False)))
-        )
-        for row in rows:
-            quarter = row["quarter_start"]
-            interval = flows.setdefault(quarter, Interval(quarter, quarter + dt.timedelta(minutes=15)))
-            setattr(interval, direction, getattr(interval, direction) + row["energy"])
-            interval.provisional_lines += row["provisional"]
+    rows = Imbalance.objects.filter(group=group, quarter_start__gte=start, quarter_start__lt=end).values_list(
+        "quarter_start", "inflow_wh", "outflow_wh", "is_final"
+    )
+    for quarter, inflow, outflow, is_final in rows:
+        flows[quarter] = Interval(quarter, quarter + QUARTER, inflow, outflow, 0 if is_final else 1)
     return flows
 
 
@@ -85,9 +78,45 @@ def group_balance(*, group: BalanceGroup, start: dt.datetime, end: dt.datetime, 
 
 
 def group_status(*, group: BalanceGroup) -> str:
-    """``final`` exactly when none of the group's lines is provisional."""
-    provisional = LedgerLine.objects.filter(Q(source=group) | Q(destination=group), is_final=False).exists()
+    """``final`` exactly when none of the group's quarter-hours is provisional."""
+    provisional = Imbalance.objects.filter(group=group, is_final=False).exists()
     return PROVISIONAL if provisional else FINAL
+
+
+def imbalance_list(*, tenant, start: dt.datetime | None = None, end: dt.datetime | None = None, group=None):
+    """Materialised imbalances of a tenant, per group and quarter-hour, ordered by (quarter, group code).
+
+    ``group`` is a ``BalanceGroup`` or a reference (UUID or code) of one of the tenant's groups.
+    """
+    rows = Imbalance.objects.filter(tenant=tenant).select_related("group")
+    if start is not None:
+        rows = rows.filter(quarter_start__gte=require_aligned(start, "start"))
+    if end is not None:
+        rows = rows.filter(quarter_start__lt=require_aligned(end, "end"))
+    if group is not None:
+        if not isinstance(group, BalanceGroup):
+            group = group_get(tenant=tenant, ref=group)
+        elif group.tenant_id != tenant.pk:
+            raise NotFound("Balance group not found.")
+        rows = rows.filter(group=group)
+    return rows.order_by("quarter_start", "group__code")
+
+
+def settlement_run_list(*, tenant):
+    """A tenant's settlement runs, newest first."""
+    return SettlementRun.objects.filter(tenant=tenant).order_by("-created_at", "-pk")
+
+
+def settlement_booking_list(*, tenant, child=None, start: dt.datetime | None = None, end: dt.datetime | None = None):
+    """The settlement keys (rule version, target, window, revision) with their bookings."""
+    rows = SettlementBooking.objects.filter(tenant=tenant).select_related("booking", "child", "parent", "rule")
+    if child is not None:
+        rows = rows.filter(child=child)
+    if start is not None:
+        rows = rows.filter(window_start__gte=start)
+    if end is not None:
+        rows = rows.filter(window_start__lt=end)
+    return rows.order_by("window_start", "child__code", "parent__code", "revision")
 
 
 @dataclass

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count, F, Q, Sum
 
+from settlement.integrity import SETTLEMENT_CHECKS
 from transactions.models import Booking, BookingStatus, LedgerLine
 
 MAX_REPORTED = 50
@@ -132,6 +133,7 @@ def check_alignment(tenant_ids=None) -> list[Violation]:
 
 
 CHECKS = [check_zero_sum, check_lines_sum_to_bookings, check_lines_match_bookings, check_tenancy, check_alignment]
+CHECKS += SETTLEMENT_CHECKS  # imbalances, settlement keys, settled windows
 
 
 def ledger_violations(tenant_ids=None) -> list[Violation]:

@@ -123,3 +123,8 @@ def test_hourly_buckets_are_clipped_to_the_window():
 def test_unknown_resolution_is_a_validation_error():
     with pytest.raises(InvalidInput):
         list(buckets(dt.datetime(2026, 1, 1, tzinfo=UTC), dt.datetime(2026, 1, 2, tzinfo=UTC), "2h"))
+
+
+def test_instant_beyond_the_supported_range_is_a_validation_error():
+    with pytest.raises(InvalidInput):
+        parse_instant("9999-12-31T23:45:00-01:00", "end")

@@ -1,0 +1,190 @@
+"""REST endpoints for balance groups (``/api/v1/balance-groups/``)."""
+
+import datetime as dt
+
+import django_filters
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from balance_groups.models import BalanceGroup, GroupKind
+from balance_groups.selectors import group_get, group_list
+from balance_groups.serializers import (
+    BalanceGroupSerializer,
+    BalanceGroupUpdateSerializer,
+    GroupBalanceQuerySerializer,
+    GroupBalanceSerializer,
+    GroupCloseSerializer,
+)
+from balance_groups.services import group_close, group_create, group_delete, group_update
+from bkm.errors import InvalidInput
+from bkm.quarters import QUARTER_SECONDS
+from bkm.rest.pagination import PagePagination
+from bkm.rest.views import TenantViewSet
+
+MAX_BALANCE_INTERVALS = 10_000
+MAX_BALANCE_WINDOW = dt.timedelta(days=400)
+GROUP_ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="The group's id (UUID) or its code.")
+
+
+class BalanceGroupFilter(django_filters.FilterSet):
+    kind = django_filters.ChoiceFilter(choices=GroupKind.choices)
+    code = django_filters.CharFilter(field_name="code")
+    name = django_filters.CharFilter(field_name="name", lookup_expr="icontains", label="Name contains")
+
+    class Meta:
+        model = BalanceGroup
+        fields = ["kind", "code", "name"]
+
+
+def with_status(queryset):
+    from transactions.models import Booking, BookingStatus
+
+    provisional = Booking.objects.filter(status=BookingStatus.PROVISIONAL)
+    return queryset.annotate(
+        has_provisional=ExpressionWrapper(
+            Q(Exists(provisional.filter(source=OuterRef("pk"))))
+            | Q(Exists(provisional.filter(destination=OuterRef("pk")))),
+            output_field=BooleanField(),
+        )
+    )
+
+
+def parents_in_force(*, tenant, at=None) -> dict:
+    """group id -> parent id of the largest-share target of the rule in force at ``at``."""
+    from settlement.rules import rules_in_force
+
+    parents = {}
+    for rule in rules_in_force(tenant=tenant, at=at or timezone.now()):
+        targets = sorted(rule.targets.all(), key=lambda target: (-target.share, target.parent.code))
+        if targets:
+            parents[rule.group_id] = targets[0].parent_id
+    return parents
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List balance groups", tags=["balance groups"]),
+    retrieve=extend_schema(
+        summary="Get a balance group (by id or code)", tags=["balance groups"], parameters=[GROUP_ID]
+    ),
+    create=extend_schema(summary="Create a balance group", tags=["balance groups"]),
+    partial_update=extend_schema(
+        summary="Change code, name or validity",
+        tags=["balance groups"],
+        parameters=[GROUP_ID],
+        request=BalanceGroupUpdateSerializer,
+        responses=BalanceGroupSerializer,
+    ),
+    destroy=extend_schema(
+        summary="Delete a balance group without bookings (409 CONFLICT otherwise)",
+        tags=["balance groups"],
+        parameters=[GROUP_ID],
+    ),
+)
+class BalanceGroupViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    TenantViewSet,
+):
+    model = BalanceGroup
+    serializer_class = BalanceGroupSerializer
+    pagination_class = PagePagination
+    filterset_class = BalanceGroupFilter
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    lookup_field = "pk"
+    lookup_url_kwarg = "id"
+
+    def tenant_queryset(self):
+        return with_status(group_list(tenant=self.tenant)).order_by("code")
+
+    def get_object(self):
+        group = group_get(tenant=self.tenant, ref=self.kwargs["id"])
+        return with_status(BalanceGroup.objects.filter(pk=group.pk)).get()
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if getattr(self, "swagger_fake_view", False) or not getattr(self.request, "user", None):
+            return context
+        if getattr(self.request.user, "tenant_id", None):
+            context["parents"] = parents_in_force(tenant=self.tenant)
+        return context
+
+    def get_serializer_class(self):
+        if self.action == "partial_update":
+            return BalanceGroupUpdateSerializer
+        return super().get_serializer_class()
+
+    def _respond(self, group, code=status.HTTP_200_OK):
+        group = with_status(BalanceGroup.objects.filter(pk=group.pk)).get()
+        return Response(BalanceGroupSerializer(group, context=self.get_serializer_context()).data, status=code)
+
+    def create(self, request, *args, **kwargs):
+        serializer = BalanceGroupSerializer(data=request.data, context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        group = group_create(tenant=self.tenant, actor=self.actor, **serializer.validated_data)
+        return self._respond(group, status.HTTP_201_CREATED)
+
+    def partial_update(self, request, *args, **kwargs):
+        group = self.get_object()
+        serializer = BalanceGroupUpdateSerializer(
+            data=request.data, partial=True, context=self.get_serializer_context()
+        )
+        serializer.is_valid(raise_exception=True)
+        changes = dict(serializer.validated_data)
+        if changes.get("kind") == group.kind:
+            changes.pop("kind")
+        group = group_update(group=group, actor=self.actor, **changes)
+        return self._respond(group)
+
+    def destroy(self, request, *args, **kwargs):
+        group_delete(group=self.get_object(), actor=self.actor)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Close every quarter-hour before `until` (without it: the whole group)",
+        tags=["balance groups"],
+        parameters=[GROUP_ID],
+        request=GroupCloseSerializer,
+        responses=BalanceGroupSerializer,
+    )
+    @action(detail=True, methods=["post"], url_path="close")
+    def close(self, request, *args, **kwargs):
+        group = self.get_object()
+        serializer = GroupCloseSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        group = group_close(group=group, actor=self.actor, until=serializer.validated_data.get("until"))
+        return self._respond(group)
+
+    @extend_schema(
+        summary="Inflow, outflow and net of a group over [start, end)",
+        description="`intervals` cover the whole window, zero-filled; `1d` buckets are local days "
+        f"(92/96/100 quarter-hours). At most {MAX_BALANCE_INTERVALS} intervals per request.",
+        tags=["balance groups"],
+        parameters=[GROUP_ID, GroupBalanceQuerySerializer],
+        responses=GroupBalanceSerializer,
+    )
+    @action(detail=True, methods=["get"], url_path="balance", filter_backends=[], pagination_class=None)
+    def balance(self, request, *args, **kwargs):
+        from settlement.selectors import group_balance
+
+        group = group_get(tenant=self.tenant, ref=self.kwargs["id"])
+        query = GroupBalanceQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        start, end = query.validated_data["start"], query.validated_data["end"]
+        resolution = query.validated_data["resolution"]
+        if start >= end:
+            raise InvalidInput.for_field("end", "end must be after start.")
+        span = end - start
+        steps = {"15min": QUARTER_SECONDS, "1h": 3600, "1d": 86400}[resolution]
+        if span > MAX_BALANCE_WINDOW or span.total_seconds() / steps > MAX_BALANCE_INTERVALS:
+            raise InvalidInput.for_field(
+                "end", f"The window is too long: at most {MAX_BALANCE_INTERVALS} intervals and 400 days per request."
+            )
+        data = group_balance(group=group, start=start, end=end, resolution=resolution)
+        return Response(GroupBalanceSerializer(data).data)

@@ -1,0 +1,79 @@
+from rest_framework import serializers
+
+from balance_groups.models import BalanceGroup, GroupKind
+from bkm.rest.fields import InstantField
+from settlement.models import SettlementInterval
+from transactions.models import BookingStatus
+
+
+class BalanceGroupSerializer(serializers.ModelSerializer):
+    """A balance group; ``status`` and ``parent`` are read-only (parent: the rule in force now)."""
+
+    code = serializers.CharField(max_length=64, help_text="Unique per tenant, e.g. PV-ROOF.")
+    name = serializers.CharField(max_length=200)
+    kind = serializers.ChoiceField(choices=GroupKind.choices)
+    valid_from = InstantField(help_text="Quarter-hour aligned instant from which the group accepts entries.")
+    valid_until = InstantField(required=False, allow_null=True, help_text="Aligned end of validity (exclusive).")
+    closed_until = InstantField(read_only=True, allow_null=True)
+    status = serializers.SerializerMethodField()
+    parent = serializers.SerializerMethodField()
+
+    class Meta:
+        model = BalanceGroup
+        fields = ["id", "code", "name", "kind", "valid_from", "valid_until", "closed_until", "status", "parent"]
+        read_only_fields = ["id"]
+
+    def get_status(self, group) -> str:
+        """``provisional`` while the group has a provisional booking, else ``final``."""
+        provisional = getattr(group, "has_provisional", None)
+        if provisional is None:
+            from settlement.selectors import group_status
+
+            return group_status(group=group)
+        return "provisional" if provisional else "final"
+
+    def get_parent(self, group) -> str | None:
+        """The parent balance (largest share) of the settlement rule in force now, if any."""
+        parents = self.context.get("parents")
+        if parents is None:
+            return None
+        parent = parents.get(group.pk)
+        return str(parent) if parent else None
+
+
+class BalanceGroupUpdateSerializer(BalanceGroupSerializer):
+    class Meta(BalanceGroupSerializer.Meta):
+        pass
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("code", "name", "kind", "valid_from"):
+            self.fields[name].required = False
+
+
+class GroupCloseSerializer(serializers.Serializer):
+    until = InstantField(
+        required=False,
+        allow_null=True,
+        help_text="Close every quarter-hour before this aligned instant; without it the whole group is closed.",
+    )
+
+
+class IntervalSerializer(serializers.Serializer):
+    start = InstantField()
+    end = InstantField()
+    inflow_wh = serializers.IntegerField()
+    outflow_wh = serializers.IntegerField()
+    net_wh = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=BookingStatus.choices)
+
+
+class GroupBalanceSerializer(IntervalSerializer):
+    group = serializers.UUIDField()
+    intervals = IntervalSerializer(many=True)
+
+
+class GroupBalanceQuerySerializer(serializers.Serializer):
+    start = InstantField(help_text="Aligned start of the window (inclusive), with offset.")
+    end = InstantField(help_text="Aligned end of the window (exclusive), with offset.")
+    resolution = serializers.ChoiceField(choices=SettlementInterval.choices, default="15min")

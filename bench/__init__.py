@@ -1,0 +1,1 @@
+"""The BKM benchmark: ingestion, settlement and reads measured against raw PostgreSQL baselines."""

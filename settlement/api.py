@@ -1,0 +1,142 @@
+"""REST endpoints for settlement rules, imbalances and settlement runs."""
+
+import django_filters
+from django.db.models import Q
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, status
+from rest_framework.response import Response
+
+from bkm.rest.filters import GroupRefFilter, InstantFilter
+from bkm.rest.pagination import ImbalanceCursorPagination, PagePagination
+from bkm.rest.views import TenantViewSet
+from settlement.models import Imbalance, RunStatus, SettlementRule, SettlementRun
+from settlement.rules import rule_change
+from settlement.serializers import ImbalanceSerializer, SettlementRuleSerializer, SettlementRunSerializer
+from transactions.models import BookingStatus
+
+
+class SettlementRuleFilter(django_filters.FilterSet):
+    group = GroupRefFilter(field_name="group")
+    at = InstantFilter(method="filter_at", label="In force at this instant")
+
+    class Meta:
+        model = SettlementRule
+        fields = ["group", "at"]
+
+    def filter_at(self, queryset, name, value):
+        return queryset.filter(effective_from__lte=value).filter(
+            Q(effective_until__isnull=True) | Q(effective_until__gt=value)
+        )
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List settlement rule versions", tags=["settlement rules"]),
+    retrieve=extend_schema(summary="Get a settlement rule version", tags=["settlement rules"]),
+    create=extend_schema(
+        summary="Add a rule version (ends the previous version at its effective_from)", tags=["settlement rules"]
+    ),
+)
+class SettlementRuleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
+    model = SettlementRule
+    serializer_class = SettlementRuleSerializer
+    pagination_class = PagePagination
+    filterset_class = SettlementRuleFilter
+
+    def tenant_queryset(self):
+        return (
+            SettlementRule.objects.filter(tenant=self.tenant)
+            .prefetch_related("targets")
+            .order_by("group__code", "effective_from", "id")
+        )
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        rule = rule_change(
+            group=data["group"],
+            actor=self.actor,
+            targets=[(target["parent"], target["share"]) for target in data["targets"]],
+            interval=data["interval"],
+            effective_from=data.get("effective_from"),
+        )
+        rule = self.tenant_queryset().get(pk=rule.pk)
+        return Response(self.get_serializer(rule).data, status=status.HTTP_201_CREATED)
+
+
+class ImbalanceFilter(django_filters.FilterSet):
+    start = InstantFilter(field_name="quarter_start", lookup_expr="gte", label="Quarter-hours from (inclusive)")
+    end = InstantFilter(field_name="quarter_start", lookup_expr="lt", label="Quarter-hours before (exclusive)")
+    group = GroupRefFilter(field_name="group")
+    status = django_filters.ChoiceFilter(choices=BookingStatus.choices, method="filter_status")
+
+    class Meta:
+        model = Imbalance
+        fields = ["start", "end", "group", "status"]
+
+    def filter_status(self, queryset, name, value):
+        return queryset.filter(is_final=value == "final")
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Inflow, outflow and net per group and quarter-hour",
+        description="Rows exist for quarter-hours with bookings; a missing row means zero. Half-open [start, end).",
+        tags=["imbalances"],
+    ),
+)
+class ImbalanceViewSet(mixins.ListModelMixin, TenantViewSet):
+    model = Imbalance
+    serializer_class = ImbalanceSerializer
+    pagination_class = ImbalanceCursorPagination
+    filterset_class = ImbalanceFilter
+
+    def tenant_queryset(self):
+        from settlement.selectors import imbalance_list
+
+        return imbalance_list(tenant=self.tenant).select_related("group")
+
+
+class SettlementRunFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=RunStatus.choices)
+
+    class Meta:
+        model = SettlementRun
+        fields = ["status"]
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List settlement runs (newest first)", tags=["settlement runs"]),
+    retrieve=extend_schema(summary="Get a settlement run", tags=["settlement runs"]),
+    create=extend_schema(
+        summary="Queue a settlement run for [start, end)",
+        description="Queued for a worker when a broker is configured, otherwise run right away. "
+        "Returns 202 with the run.",
+        tags=["settlement runs"],
+        responses={202: SettlementRunSerializer},
+    ),
+)
+class SettlementRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
+    model = SettlementRun
+    serializer_class = SettlementRunSerializer
+    pagination_class = PagePagination
+    filterset_class = SettlementRunFilter
+
+    def tenant_queryset(self):
+        from settlement.selectors import settlement_run_list
+
+        return settlement_run_list(tenant=self.tenant)
+
+    def create(self, request, *args, **kwargs):
+        from settlement.services import settlement_run_request
+
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        run = settlement_run_request(
+            tenant=self.tenant,
+            actor=self.actor,
+            start=serializer.validated_data["start"],
+            end=serializer.validated_data["end"],
+        )
+        run.refresh_from_db()
+        return Response(self.get_serializer(run).data, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,189 @@
+"""Settlement invariants for ``manage.py check_ledger`` (registered in ``transactions.integrity``).
+
+Each check is ``(tenant_ids) -> list[Violation]``, reads with SQL and streams its rows, so no check
+holds the ledger in memory. Days still marked dirty (waiting for the worker) are skipped: their
+imbalances and settlements are legitimately behind until the next run.
+"""
+
+import datetime as dt
+
+from django.db import connection
+from django.db.models import Count, F, Q
+
+from bkm.quarters import local_date, local_day_bounds
+from settlement.models import DirtyDay, SettlementBooking
+from transactions.models import Booking, BookingKind
+
+MAX_REPORTED = 50
+
+
+def _violation(check: str, detail: str):
+    from transactions.integrity import Violation
+
+    return Violation(check, detail)
+
+
+def _tenant_filter(alias: str, tenant_ids) -> tuple[str, list]:
+    if tenant_ids is None:
+        return "", []
+    tenant_ids = list(tenant_ids)
+    if not tenant_ids:
+        return " AND 1 = 0", []
+    return f" AND {alias}.tenant_id IN ({', '.join(['%s'] * len(tenant_ids))})", tenant_ids
+
+
+def _instant(value) -> dt.datetime:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+class _DirtyDays:
+    def __init__(self, tenant_ids):
+        rows = DirtyDay.objects.all()
+        if tenant_ids is not None:
+            rows = rows.filter(tenant_id__in=tenant_ids)
+        self.days = {(tenant_id, day) for tenant_id, day in rows.values_list("tenant_id", "day_start")}
+        self.tenants = {tenant_id for tenant_id, _ in self.days}
+
+    def covers(self, tenant_id, instant) -> bool:
+        if tenant_id not in self.tenants:
+            return False
+        instant = _instant(instant)
+        return (tenant_id, local_day_bounds(local_date(instant))[0]) in self.days
+
+
+def _stream(sql: str, params: list):
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(2000):
+            yield from rows
+
+
+LINE_AGGREGATE = """
+SELECT x.tenant_id, x.group_id, x.quarter_start, SUM(x.inflow) AS inflow, SUM(x.outflow) AS outflow,
+       MIN(x.final) AS final
+FROM (
+    SELECT l.tenant_id, l.destination_id AS group_id, l.quarter_start, l.energy_wh AS inflow, 0 AS outflow,
+           CASE WHEN l.is_final THEN 1 ELSE 0 END AS final
+    FROM transactions_ledgerline l WHERE 1 = 1 {lines}
+    UNION ALL
+    SELECT l.tenant_id, l.source_id AS group_id, l.quarter_start, 0 AS inflow, l.energy_wh AS outflow,
+           CASE WHEN l.is_final THEN 1 ELSE 0 END AS final
+    FROM transactions_ledgerline l WHERE 1 = 1 {lines}
+) AS x
+GROUP BY x.tenant_id, x.group_id, x.quarter_start
+"""
+
+
+def check_imbalances(tenant_ids=None) -> list:
+    """The materialised imbalances equal one aggregate over the lines (values and status)."""
+    dirty = _DirtyDays(tenant_ids)
+    lines, params = _tenant_filter("l", tenant_ids)
+    imbalances, imbalance_params = _tenant_filter("i", tenant_ids)
+    aggregate = LINE_AGGREGATE.format(lines=lines)
+    missing_or_wrong = f"""
+        SELECT a.tenant_id, a.group_id, a.quarter_start, a.inflow, a.outflow, a.final,
+               i.inflow_wh, i.outflow_wh, CASE WHEN i.is_final THEN 1 ELSE 0 END
+        FROM ({aggregate}) AS a
+        LEFT JOIN settlement_imbalance i ON i.group_id = a.group_id AND i.quarter_start = a.quarter_start
+        WHERE i.id IS NULL OR i.inflow_wh <> a.inflow OR i.outflow_wh <> a.outflow
+           OR CASE WHEN i.is_final THEN 1 ELSE 0 END <> a.final
+    """  # noqa: S608 - only placeholders are formatted in
+    stale = f"""
+        SELECT i.tenant_id, i.group_id, i.quarter_start FROM settlement_imbalance i
+        WHERE NOT EXISTS (
+            SELECT 1 FROM transactions_ledgerline l
+            WHERE l.quarter_start = i.quarter_start AND (l.source_id = i.group_id OR l.destination_id = i.group_id)
+        ) {imbalances}
+    """  # noqa: S608
+    violations = []
+    for tenant_id, group_id, quarter, inflow, outflow, final, have_in, have_out, have_final in _stream(
+        missing_or_wrong, params + params
+    ):
+        if dirty.covers(tenant_id, quarter):
+            continue
+        if have_in is None:
+            detail = f"group {group_id} quarter {quarter}: lines give {inflow - outflow} Wh but no imbalance row"
+        else:
+            detail = (
+                f"group {group_id} quarter {quarter}: imbalance in/out/final {have_in}/{have_out}/{have_final}, "
+                f"lines {inflow}/{outflow}/{final}"
+            )
+        violations.append(_violation("imbalance", detail))
+        if len(violations) >= MAX_REPORTED:
+            return violations
+    for tenant_id, group_id, quarter in _stream(stale, imbalance_params):
+        if dirty.covers(tenant_id, quarter):
+            continue
+        violations.append(_violation("imbalance", f"group {group_id} quarter {quarter}: imbalance row without lines"))
+        if len(violations) >= MAX_REPORTED:
+            break
+    return violations
+
+
+def check_settlement_keys(tenant_ids=None) -> list:
+    """One key per settlement booking, matching it: kind, window, and the child <-> parent pair."""
+    links = SettlementBooking.objects.all()
+    bookings = Booking.objects.filter(kind=BookingKind.SETTLEMENT)
+    if tenant_ids is not None:
+        links = links.filter(tenant_id__in=tenant_ids)
+        bookings = bookings.filter(tenant_id__in=tenant_ids)
+    violations = [
+        _violation("settlement_key", f"settlement booking {pk} has no settlement key")
+        for pk in bookings.filter(settlement__isnull=True).values_list("pk", flat=True)[:MAX_REPORTED]
+    ]
+    duplicates = (
+        links.values("rule_id", "parent_id", "window_start", "revision")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+        .order_by()[:MAX_REPORTED]
+    )
+    violations += [
+        _violation("settlement_key", f"key {row['rule_id']}/{row['parent_id']}/{row['window_start']} used {row['n']}x")
+        for row in duplicates
+    ]
+    mismatched = links.exclude(
+        Q(booking__kind=BookingKind.SETTLEMENT)
+        & Q(booking__start=F("window_start"))
+        & Q(booking__end=F("window_end"))
+        & (
+            Q(booking__source_id=F("child_id"), booking__destination_id=F("parent_id"))
+            | Q(booking__source_id=F("parent_id"), booking__destination_id=F("child_id"))
+        )
+    ).values_list("booking_id", flat=True)[:MAX_REPORTED]
+    violations += [_violation("settlement_key", f"settlement booking {pk} does not match its key") for pk in mismatched]
+    return violations[:MAX_REPORTED]
+
+
+def check_settled_windows(tenant_ids=None) -> list:
+    """After settlement a child's net over each settled window is zero."""
+    dirty = _DirtyDays(tenant_ids)
+    links, params = _tenant_filter("s", tenant_ids)
+    sql = f"""
+        SELECT w.tenant_id, w.child_id, w.window_start, w.window_end, SUM(i.net_wh)
+        FROM (SELECT DISTINCT s.tenant_id, s.child_id, s.window_start, s.window_end
+              FROM settlement_settlementbooking s WHERE 1 = 1 {links}) AS w
+        JOIN settlement_imbalance i
+          ON i.group_id = w.child_id AND i.quarter_start >= w.window_start AND i.quarter_start < w.window_end
+        GROUP BY w.tenant_id, w.child_id, w.window_start, w.window_end
+        HAVING SUM(i.net_wh) <> 0
+    """  # noqa: S608
+    violations = []
+    for tenant_id, child_id, start, end, net in _stream(sql, params):
+        if dirty.covers(tenant_id, start) or dirty.covers(tenant_id, _instant(end) - dt.timedelta(minutes=15)):
+            continue
+        violations.append(_violation("settled_window", f"group {child_id} window {start}..{end}: net {net} Wh, not 0"))
+        if len(violations) >= MAX_REPORTED:
+            break
+    return violations
+
+
+SETTLEMENT_CHECKS = [check_imbalances, check_settlement_keys, check_settled_windows]
+
+
+def settlement_violations(tenant_ids=None) -> list:
+    violations = []
+    for check in SETTLEMENT_CHECKS:
+        violations.extend(check(tenant_ids))
+    return violations

@@ -1,0 +1,191 @@
+"""Runs, dirty tracking, the periodic job, the command and the checks."""
+
+import datetime as dt
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django_celery_beat.models import PeriodicTask
+
+from balance_groups.models import AuditEntry
+from bkm.errors import InvalidInput, InvalidTimeAlignment
+from settlement.integrity import check_imbalances, check_settled_windows, check_settlement_keys
+from settlement.models import DirtyDay, Imbalance, RunStatus, SettlementBooking, SettlementRun
+from settlement.selectors import settlement_run_list
+from settlement.services import settlement_dirty_process, settlement_run_request, unit_bounds
+from settlement.tests.conftest import DAY, at
+from transactions.integrity import CHECKS
+from transactions.models import Booking, BookingKind
+
+pytestmark = pytest.mark.django_db
+
+
+def test_units_are_local_days():
+    # 2026-01-15 10:00Z is in the local day that starts 2026-01-14 23:00Z.
+    assert unit_bounds(at(10), at(11)) == [(at(-1), at(23))]
+    assert len(unit_bounds(at(-1), at(47))) == 2
+    spring = unit_bounds(dt.datetime(2026, 3, 29, 12, tzinfo=dt.UTC), dt.datetime(2026, 3, 29, 13, tzinfo=dt.UTC))
+    assert (spring[0][1] - spring[0][0]) == dt.timedelta(hours=23)
+
+
+def test_request_in_process_without_broker_runs_and_records_counts(site, rule, book, operator, manual_settlement):
+    from bkm.celery import app
+
+    rule(site["PV"], [(site["HOUSE"], 10000)])
+    book(site["PV"], site["APT"], at(10), at(11), 1001)
+    app.conf.task_always_eager = True
+
+    run = settlement_run_request(
+        tenant=site["PV"].tenant, actor=operator, start="2026-01-15T11:00:00+01:00", end="2026-01-15T12:00:00+01:00"
+    )
+
+    assert run.status == RunStatus.SUCCEEDED
+    assert (run.start, run.end, run.trigger, run.requested_by) == (at(10), at(11), "manual", "user:operator")
+    assert (run.groups, run.lines_read, run.bookings_created, run.days_total) == (3, 8, 4, 1)
+    assert run.duration is not None and run.finished_at >= run.started_at
+    assert list(settlement_run_list(tenant=site["PV"].tenant)) == [run]
+    assert AuditEntry.objects.filter(action="settlement.request", object_id=str(run.pk)).exists()
+    assert AuditEntry.objects.filter(action="settlement.run", object_id=str(run.pk)).exists()
+
+
+def test_request_with_broker_enqueues_on_commit_only(
+    site, operator, manual_settlement, django_capture_on_commit_callbacks, monkeypatch
+):
+    sent = []
+    monkeypatch.setattr("settlement.tasks.settlement_run_task.delay", lambda run_id: sent.append(run_id))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        run = settlement_run_request(tenant=site["PV"].tenant, actor=operator, start=at(0), end=at(24))
+        assert sent == []
+    assert run.status == RunStatus.QUEUED
+    for callback in callbacks:
+        callback()
+    assert sent == [str(run.pk)]
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "error"),
+    [
+        ("2026-01-15T10:07:00Z", "2026-01-15T11:00:00Z", InvalidTimeAlignment),
+        ("2026-01-15T11:00:00Z", "2026-01-15T10:00:00Z", InvalidInput),
+        ("2026-01-15T10:00:00", "2026-01-15T11:00:00Z", InvalidInput),
+        ("2024-01-01T00:00:00Z", "2026-01-01T00:00:00Z", InvalidInput),
+    ],
+)
+def test_request_validates_the_window(site, operator, start, end, error):
+    with pytest.raises(error):
+        settlement_run_request(tenant=site["PV"].tenant, actor=operator, start=start, end=end)
+    assert not SettlementRun.objects.exists()
+
+
+def test_writes_mark_dirty_days_and_enqueue_on_commit(
+    site, book, manual_settlement, monkeypatch, django_capture_on_commit_callbacks
+):
+    enqueued = []
+    monkeypatch.setattr("settlement.dirty._enqueue", enqueued.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        book(site["GRID"], site["APT"], at(22), at(26), 400)  # crosses local midnight (23:00Z)
+    assert sorted(DirtyDay.objects.values_list("day_start", flat=True)) == [at(-1), at(23)]
+    assert enqueued == [site["GRID"].tenant.pk]
+    assert not Imbalance.objects.exists()  # the worker computes them
+
+    runs = settlement_dirty_process(tenant_id=site["GRID"].tenant.pk, now=at(48))
+
+    assert [run.status for run in runs] == [RunStatus.SUCCEEDED]
+    assert (runs[0].start, runs[0].end, runs[0].trigger) == (at(-1), at(47), "schedule")
+    assert not DirtyDay.objects.exists()
+    assert Imbalance.objects.filter(group=site["APT"]).count() == 16
+    assert settlement_dirty_process(tenant_id=site["GRID"].tenant.pk, now=at(48)) == []  # nothing left
+
+
+def test_periodic_job_settles_windows_that_ended_after_the_write(site, rule, book, manual_settlement):
+    rule(site["PV"], [(site["HOUSE"], 10000)], interval="1h")
+    tenant = site["PV"].tenant
+    book(site["PV"], site["APT"], at(10), at(10, 15), 100)
+    settlement_dirty_process(tenant_id=tenant.pk, now=at(10, 20))  # hour not over yet
+    assert not SettlementBooking.objects.exists()
+
+    settlement_dirty_process(tenant_id=tenant.pk, now=at(11, 5))  # nothing written since: the cursor finds it
+
+    assert SettlementBooking.objects.get().booking.energy_wh == 100
+
+
+def test_beat_schedule_entry_exists_every_15_minutes_utc():
+    task = PeriodicTask.objects.get(task="settlement.settle_dirty")
+    assert task.enabled
+    assert (task.crontab.minute, task.crontab.hour, str(task.crontab.timezone)) == ("*/15", "*", "UTC")
+
+
+def test_beat_migration_keeps_admin_edits(db):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("settlement.migrations.0004_beat_schedule")
+    task = PeriodicTask.objects.get(name=migration.TASK_NAME)
+    task.enabled = False
+    task.crontab.minute = "*/5"
+    task.crontab.save()
+    task.save()
+
+    migration.create_schedule(apps, None)
+
+    task.refresh_from_db()
+    assert (task.enabled, task.crontab.minute, PeriodicTask.objects.filter(name=migration.TASK_NAME).count()) == (
+        False,
+        "*/5",
+        1,
+    )
+
+
+def test_settle_command_reports_progress_and_counts(site, rule, book, manual_settlement):
+    rule(site["PV"], [(site["HOUSE"], 10000)])
+    book(site["PV"], site["APT"], at(10), at(11), 1001)
+    out = StringIO()
+    call_command(
+        "settle",
+        "--start",
+        "2026-01-15T00:00:00Z",
+        "--end",
+        "2026-01-16T00:00:00Z",
+        "--tenant",
+        "sonnenhof",
+        stdout=out,
+    )
+    text = out.getvalue()
+    assert "day 2/2" in text
+    assert "sonnenhof: succeeded" in text and "4 created" in text and "8 lines read" in text
+    assert SettlementRun.objects.get().trigger == "command"
+    with pytest.raises(CommandError):
+        call_command("settle", "--start", "2026-01-15T00:07:00Z", "--end", "2026-01-16T00:00:00Z", stdout=out)
+    with pytest.raises(CommandError):
+        call_command("settle", "--start", "2026-01-15T00:00:00Z", "--end", "2026-01-16T00:00:00Z", "--tenant", "nobody")
+
+
+def test_settlement_checks_are_registered_and_find_breakage(site, rule, book):
+    assert {check_imbalances, check_settlement_keys, check_settled_windows} <= set(CHECKS)
+    rule(site["PV"], [(site["HOUSE"], 10000)])
+    book(site["PV"], site["APT"], at(10), at(10, 15), 100)
+    assert check_imbalances() == check_settlement_keys() == check_settled_windows() == []
+
+    Imbalance.objects.filter(group=site["APT"]).update(inflow_wh=99, net_wh=99)
+    assert [v.check for v in check_imbalances()] == ["imbalance"]
+    Imbalance.objects.filter(group=site["PV"]).update(inflow_wh=0, net_wh=-100)
+    assert [v.check for v in check_settled_windows()] == ["settled_window"]
+    SettlementBooking.objects.all().delete()
+    assert [v.check for v in check_settlement_keys()] == ["settlement_key"]
+    assert Booking.objects.filter(kind=BookingKind.SETTLEMENT).count() == 1
+
+
+def test_dirty_days_are_skipped_by_the_checks(site, book, manual_settlement):
+    book(site["GRID"], site["APT"], at(10), at(10, 15), 100)
+    assert check_imbalances() == []  # pending for the worker, not wrong
+    DirtyDay.objects.all().delete()
+    assert len(check_imbalances()) == 2
+
+
+def test_day_boundary_is_local_midnight(site, rule, book):
+    rule(site["PV"], [(site["HOUSE"], 10000)], interval="1d")
+    book(site["PV"], site["APT"], DAY - dt.timedelta(hours=1), DAY, 96)  # 00:00-01:00 local on the 15th
+    settlement = Booking.objects.get(kind=BookingKind.SETTLEMENT)
+    assert (settlement.start, settlement.end) == (at(-1), at(23))
+    assert settlement.lines.count() == 96 and set(settlement.lines.values_list("energy_wh", flat=True)) == {1}
