@@ -1,5 +1,7 @@
 import uuid
 
+from django.db import connection
+
 from balance_groups.models import BalanceGroup
 from bkm.errors import NotFound
 
@@ -34,3 +36,20 @@ def groups_by_ref(*, tenant) -> dict[str, BalanceGroup]:
         index[group.code] = group
         index[str(group.pk)] = group
     return index
+
+
+def groups_locked_for_booking(*, group_ids) -> dict:
+    """Fresh rows of the given groups, share-locked until the transaction ends.
+
+    Bookings take a shared lock, closing and validity changes an exclusive one: an entry is
+    checked against the bounds that hold when it commits, and concurrent bookings on the same
+    groups do not wait for each other.
+    """
+    ids = sorted({str(group_id) for group_id in group_ids})
+    if connection.vendor == "postgresql":
+        rows = BalanceGroup.objects.raw(
+            "SELECT * FROM balance_groups_balancegroup WHERE id = ANY(%s::uuid[]) ORDER BY id FOR SHARE", [ids]
+        )
+    else:
+        rows = BalanceGroup.objects.filter(pk__in=ids)
+    return {str(group.pk): group for group in rows}

@@ -2,11 +2,12 @@ from rest_framework import serializers
 
 from balance_groups.models import BalanceGroup, GroupKind
 from bkm.rest.fields import InstantField
+from bkm.rest.serializers import RefuseUnknownFieldsMixin
 from settlement.models import SettlementInterval
 from transactions.models import BookingStatus
 
 
-class BalanceGroupSerializer(serializers.ModelSerializer):
+class BalanceGroupSerializer(RefuseUnknownFieldsMixin, serializers.ModelSerializer):
     """A balance group; ``status`` and ``parent`` are read-only (parent: the rule in force now)."""
 
     code = serializers.CharField(max_length=64, help_text="Unique per tenant, e.g. PV-ROOF.")
@@ -51,7 +52,7 @@ class BalanceGroupUpdateSerializer(BalanceGroupSerializer):
             self.fields[name].required = False
 
 
-class GroupCloseSerializer(serializers.Serializer):
+class GroupCloseSerializer(RefuseUnknownFieldsMixin, serializers.Serializer):
     until = InstantField(
         required=False,
         allow_null=True,

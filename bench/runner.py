@@ -190,7 +190,11 @@ def run(
             purge_queue()
 
     results.update(storage())
+    say(f"{results['ledger_lines']:,} ledger lines, {results['bytes_per_line']} bytes per line; running check_ledger")
+    started = time.perf_counter()
     results["check_ledger"] = check_ledger()
+    results["check_ledger_seconds"] = round(time.perf_counter() - started, 1)
+    say(f"check_ledger: {results['check_ledger']} ({results['check_ledger_seconds']} s)")
     results["bench_peak_rss_mib"] = own_peak_rss_mib()
     results["peak_rss_mib"] = max(results.get("app_peak_rss_mib") or 0, results["bench_peak_rss_mib"])
     results["notes"].append(SETTLE_MODE)

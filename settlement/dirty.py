@@ -38,8 +38,13 @@ def ledger_changed(*, tenant_id, start, end) -> None:
     if eager and pending is None:
         # Same lock order as a settlement unit (tenant lock, then the dirty rows): no deadlock.
         _lock_tenant(tenant_id)
+    # An upsert that updates an existing mark takes its row lock, so a settlement of that day
+    # that started before this write waits for it and cannot clear the mark under it.
     DirtyDay.objects.bulk_create(
-        [DirtyDay(tenant_id=tenant_id, day_start=u0) for u0, _ in units], ignore_conflicts=True
+        [DirtyDay(tenant_id=tenant_id, day_start=u0) for u0, _ in units],
+        update_conflicts=True,
+        update_fields=["marked_at"],
+        unique_fields=["tenant", "day_start"],
     )
     if pending is not None:
         pending.add(tenant_id)

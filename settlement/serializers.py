@@ -1,18 +1,19 @@
 from rest_framework import serializers
 
 from bkm.rest.fields import GroupRefField, InstantField
+from bkm.rest.serializers import RefuseUnknownFieldsMixin
 from settlement.models import SettlementInterval
 from transactions.models import BookingStatus
 
 
-class TargetSerializer(serializers.Serializer):
+class TargetSerializer(RefuseUnknownFieldsMixin, serializers.Serializer):
     parent = GroupRefField(help_text="The parent balance (id or code; output: id).")
     share = serializers.IntegerField(
         min_value=1, max_value=10000, help_text="Basis points; a rule's shares sum to 10000."
     )
 
 
-class SettlementRuleSerializer(serializers.Serializer):
+class SettlementRuleSerializer(RefuseUnknownFieldsMixin, serializers.Serializer):
     id = serializers.UUIDField(read_only=True)
     group = GroupRefField(help_text="The source, consumer or balance settled by this rule (id or code; output: id).")
     targets = TargetSerializer(many=True, allow_empty=False)
@@ -46,7 +47,7 @@ class ImbalanceSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=BookingStatus.choices)
 
 
-class SettlementRunSerializer(serializers.Serializer):
+class SettlementRunSerializer(RefuseUnknownFieldsMixin, serializers.Serializer):
     id = serializers.UUIDField(read_only=True)
     start = InstantField()
     end = InstantField()

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
-from django.db.models import AutoField, BigIntegerField, Count, Exists, Func, OuterRef, Q, Sum
+from django.db.models import AutoField, BigIntegerField, Case, Count, F, Func, IntegerField, Q, Sum, Value, When
 from django.utils import timezone
 
 from balance_groups.models import BalanceGroup, Tenant
@@ -211,23 +211,46 @@ def _epoch(instant: dt.datetime) -> int:
 
 def _child_nets(tenant_id, group_ids, u0, u1) -> dict:
     """Per group: {quarter epoch: [net, provisional line count]} over the group's lines in the unit,
-    without the group's own settlement bookings."""
+    without the group's own settlement bookings.
+
+    All lines minus the group's own settlement lines: two plain aggregates whose plans do not
+    depend on fresh statistics (the own lines are reached from the keys through the line index).
+    """
     lines = LedgerLine.objects.filter(tenant_id=tenant_id, quarter_start__gte=u0, quarter_start__lt=u1)
     nets: dict = defaultdict(dict)
+
+    def add(rows, energy_sign: int, count_sign: int):
+        for group_id, epoch, energy, provisional in rows:
+            entry = nets[group_id].setdefault(epoch, [0, 0])
+            entry[0] += energy_sign * energy
+            entry[1] += count_sign * provisional
+
     for column, sign in (("destination_id", 1), ("source_id", -1)):
-        own = SettlementBooking.objects.filter(booking_id=OuterRef("booking_id"), child_id=OuterRef(column))
         rows = (
             lines.filter(**{f"{column}__in": group_ids})
-            .filter(~Exists(own))
             .annotate(epoch=EpochSeconds("quarter_start"))
             .values_list(column, "epoch")
             .annotate(energy=Sum("energy_wh"), provisional=Count("id", filter=Q(is_final=False)))
             .order_by()
         )
-        for group_id, epoch, energy, provisional in rows:
-            entry = nets[group_id].setdefault(epoch, [0, 0])
-            entry[0] += sign * energy
-            entry[1] += provisional
+        add(rows, sign, 1)
+    child = F("booking__settlement__child_id")
+    own = (
+        lines.filter(
+            booking__settlement__child_id__in=group_ids,
+            booking__settlement__window_start__gte=u0,
+            booking__settlement__window_start__lt=u1,
+        )
+        .annotate(
+            epoch=EpochSeconds("quarter_start"),
+            child=child,
+            signed=Case(When(destination_id=child, then=F("energy_wh")), default=-F("energy_wh")),
+        )
+        .values_list("child", "epoch")
+        .annotate(energy=Sum("signed"), provisional=Count("id", filter=Q(is_final=False)))
+        .order_by()
+    )
+    add(own, -1, -1)
     return nets
 
 
@@ -260,22 +283,26 @@ class _Existing:
     booking_id: object
     revision: int
     window_end: int
-    child_id: object
-    source_id: object
-    destination_id: object
+    delivers: bool  # the child is the booking's source
     energy_wh: int
     final: bool
 
     @property
     def signed(self) -> int:
-        return self.energy_wh if self.source_id == self.child_id else -self.energy_wh
+        return self.energy_wh if self.delivers else -self.energy_wh
 
 
 def _existing_links(group_ids, u0, u1) -> dict:
     existing = defaultdict(list)
     rows = (
         SettlementBooking.objects.filter(child_id__in=group_ids, window_start__gte=u0, window_start__lt=u1)
-        .annotate(start_epoch=EpochSeconds("window_start"), end_epoch=EpochSeconds("window_end"))
+        .annotate(
+            start_epoch=EpochSeconds("window_start"),
+            end_epoch=EpochSeconds("window_end"),
+            delivers=Case(
+                When(booking__source_id=F("child_id"), then=Value(1)), default=Value(0), output_field=IntegerField()
+            ),
+        )
         .values_list(
             "rule_id",
             "parent_id",
@@ -283,16 +310,14 @@ def _existing_links(group_ids, u0, u1) -> dict:
             "booking_id",
             "revision",
             "end_epoch",
-            "child_id",
-            "booking__source_id",
-            "booking__destination_id",
+            "delivers",
             "booking__energy_wh",
             "booking__status",
         )
     )
-    for rule_id, parent_id, start, booking_id, revision, end, child_id, source, destination, energy, status in rows:
+    for rule_id, parent_id, start, booking_id, revision, end, delivers, energy, status in rows:
         existing[(rule_id, parent_id, start)].append(
-            _Existing(booking_id, revision, end, child_id, source, destination, energy, status == BookingStatus.FINAL)
+            _Existing(booking_id, revision, end, bool(delivers), energy, status == BookingStatus.FINAL)
         )
     return existing
 
@@ -343,6 +368,10 @@ def _delete_bookings(booking_ids: list) -> None:
         Booking.objects.filter(pk__in=chunk, status=BookingStatus.PROVISIONAL, kind=BookingKind.SETTLEMENT).delete()
 
 
+def _status(want: _Wanted) -> str:
+    return BookingStatus.FINAL if want.final else BookingStatus.PROVISIONAL
+
+
 def _apply_level(*, tenant_id, group_ids, wanted: list[_Wanted], u0, u1, codes: dict, now, stats: UnitStats):
     """Bring the settlement bookings of ``group_ids`` in the unit to ``wanted``: a diff, so an
     unchanged input writes nothing and a final booking is never touched. A changed provisional
@@ -359,20 +388,22 @@ def _apply_level(*, tenant_id, group_ids, wanted: list[_Wanted], u0, u1, codes: 
         key = (want.rule_id, want.parent_id, want.start_epoch)
         seen.add(key)
         current = existing.get(key, ())
+        if not current:
+            if want.amount:
+                to_create.append((want, want.amount, 0, _status(want), False))
+            continue
         finals = [link for link in current if link.final]
         provisionals = sorted((link for link in current if not link.final), key=lambda link: link.revision)
         remainder = want.amount - sum(link.signed for link in finals)
         if remainder == 0:
             to_delete.extend(link.booking_id for link in provisionals)
             continue
-        source, destination = (want.child_id, want.parent_id) if remainder > 0 else (want.parent_id, want.child_id)
-        status = BookingStatus.FINAL if want.final else BookingStatus.PROVISIONAL
+        status = _status(want)
         if provisionals:
             keep = provisionals[-1]
             to_delete.extend(link.booking_id for link in provisionals[:-1])
             same_flow = (
-                keep.source_id == source
-                and keep.destination_id == destination
+                keep.delivers == (remainder > 0)
                 and keep.energy_wh == abs(remainder)
                 and keep.window_end == _epoch(want.window_end)
             )
@@ -601,15 +632,13 @@ ANALYZED_TABLES = (
 )
 
 
-def _refresh_statistics() -> None:
-    """Let the PostgreSQL planner see tables that grew in bulk since autovacuum last looked.
-
-    Without it, the anti-join against settlement keys planned on "empty table" statistics turns
-    into a nested loop over every key once a month of settlement bookings has been written.
-    """
+def _refresh_statistics(tables=ANALYZED_TABLES) -> None:
+    """Let the PostgreSQL planner see tables that grew in bulk since autovacuum last looked
+    (a month of lines loaded a minute ago looks empty to it). Runs between units, outside their
+    transactions."""
     if is_postgres():
         with connection.cursor() as cursor:
-            for table in ANALYZED_TABLES:
+            for table in tables:
                 cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
 
 

@@ -32,7 +32,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from balance_groups.models import BalanceGroup
-from balance_groups.selectors import groups_by_ref
+from balance_groups.selectors import groups_by_ref, groups_locked_for_booking
 from bkm.audit import actor_label, audit_record
 from bkm.db import is_postgres
 from bkm.errors import BkmError, BookingFinal, Conflict, InvalidInput, NotFound, PeriodClosed
@@ -420,6 +420,11 @@ def bookings_bulk_ingest(
         try:
             with transaction.atomic():
                 _serialise_tenant(tenant)
+                if _bounds_changed(groups):
+                    # A close or validity change committed since validation: decide on fresh bounds.
+                    groups, rejected, clarify = _Groups(tenant), [], []
+                    rows = _validate(items, groups, rejected, clarify)
+                    external_ids = sorted({row[I_EXT] for row in rows if row[I_EXT] is not None})
                 plan = _plan(rows, _stored(tenant, external_ids), groups, items)
                 _lock_replaced(tenant, plan)
                 _write(tenant=tenant, actor=actor, plan=plan, channel=channel, clarify=clarify + plan.clarify)
@@ -431,6 +436,20 @@ def bookings_bulk_ingest(
                 raise Conflict("Concurrent requests changed the same bookings; retry the request.") from None
             time.sleep(random.uniform(0.01, 0.05) * 2**attempt)
     raise AssertionError("unreachable")
+
+
+def _bounds_changed(groups: _Groups) -> bool:
+    """Share-lock the groups and tell whether their bounds differ from those validated against."""
+    fresh = groups_locked_for_booking(group_ids=groups.by_id)
+    return set(fresh) != set(groups.by_id) or any(
+        (
+            _epoch(group.valid_from),
+            _epoch(group.valid_until) if group.valid_until else None,
+            _epoch(group.closed_until) if group.closed_until else None,
+        )
+        != groups.bounds[key]
+        for key, group in fresh.items()
+    )
 
 
 def _serialise_tenant(tenant) -> None:

@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from balance_groups.models import BalanceGroup
-from balance_groups.selectors import group_get
+from balance_groups.selectors import group_get, groups_locked_for_booking
 from bkm.audit import actor_label, audit_record
 from bkm.errors import BkmError, BookingFinal, Conflict, InvalidInput, PeriodClosed
 from bkm.quarters import iter_quarters, require_window, split_energy
@@ -184,6 +184,14 @@ def _booking_write_retrying(*, tenant, actor, external_id, content) -> BookingRe
 
 @transaction.atomic
 def _booking_write(*, tenant, actor, external_id, content) -> BookingResult:
+    # Check again under a shared lock: a close committed since the first check must win.
+    fresh = groups_locked_for_booking(group_ids=[content["source_id"], content["destination_id"]])
+    check_bookable(
+        source=fresh[str(content["source_id"])],
+        destination=fresh[str(content["destination_id"])],
+        start=content["start"],
+        end=content["end"],
+    )
     existing = None
     if external_id is not None:
         existing = (

@@ -252,3 +252,28 @@ def test_imbalances_are_materialised_and_ordered(site, book):
     ]
     assert [r.group.code for r in imbalance_list(tenant=site["GRID"].tenant, group="PV")] == ["PV"]
     assert imbalance_list(tenant=site["GRID"].tenant, start=at(10, 15), end=at(10, 30)).count() == 3
+
+
+def test_daily_rule_over_the_autumn_dst_day_spreads_over_100_quarters(site, rule, book, clean_ledger):
+    day_start, day_end = local_day_bounds(dt.date(2026, 10, 25))
+    rule(site["PV"], [(site["HOUSE"], 10000)], interval="1d")
+    book(site["APT"], site["PV"], day_start + dt.timedelta(hours=5), day_start + dt.timedelta(hours=6), 1050)
+
+    settlement = Booking.objects.get(kind=BookingKind.SETTLEMENT)
+    assert (settlement.start, settlement.end) == (day_start, day_end)
+    assert (settlement.source_id, settlement.destination_id) == (site["PV"].pk, site["HOUSE"].pk)
+    parts = list(settlement.lines.order_by("quarter_start").values_list("energy_wh", flat=True))
+    assert len(parts) == 100 and parts[:50] == [11] * 50 and parts[50:] == [10] * 50  # 1050 = 100 * 10 + 50
+    clean_ledger()
+
+
+def test_deferred_block_settles_once_at_its_end(site, rule, book, clean_ledger):
+    from settlement.dirty import deferred
+
+    rule(site["PV"], [(site["HOUSE"], 10000)])
+    with deferred():
+        book(site["PV"], site["APT"], at(10), at(10, 15), 10)
+        book(site["PV"], site["APT"], at(10), at(10, 15), 20)
+        assert not SettlementBooking.objects.exists()
+    assert settlement_lines(site["PV"]) == [("10:00", 30)]
+    clean_ledger()

@@ -189,3 +189,18 @@ def test_day_boundary_is_local_midnight(site, rule, book):
     settlement = Booking.objects.get(kind=BookingKind.SETTLEMENT)
     assert (settlement.start, settlement.end) == (at(-1), at(23))
     assert settlement.lines.count() == 96 and set(settlement.lines.values_list("energy_wh", flat=True)) == {1}
+
+
+def test_runs_and_imbalances_are_visible_in_admin(site, rule, book, client, django_user_model, manual_settlement):
+    rule(site["PV"], [(site["HOUSE"], 10000)])
+    book(site["PV"], site["APT"], at(10), at(11), 1001)
+    from settlement.services import settlement_run
+
+    run = settlement_run(tenant=site["PV"].tenant, start=at(10), end=at(11))
+    admin = django_user_model.objects.create_superuser("root", "root@example.org", "a-long-password-42")
+    client.force_login(admin)
+    for path in ("settlementrun", "imbalance", "settlementbooking", "dirtyday"):
+        assert client.get(f"/admin/settlement/{path}/").status_code == 200
+    page = client.get(f"/admin/settlement/settlementrun/{run.pk}/change/")
+    assert page.status_code == 200
+    assert b"Bookings created" in page.content and b"Lines read" in page.content

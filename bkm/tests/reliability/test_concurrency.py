@@ -143,11 +143,6 @@ def test_eight_ingesters_and_two_settlement_runs_end_as_a_sequential_run(broker_
     figures.put("concurrent_distinct_bookings", len(sent))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="settlement/dirty.py: a write that re-marks an already dirty day (ON CONFLICT DO NOTHING takes no row "
-    "lock) while that day is being settled loses its mark; its lines never reach the imbalances",
-)
 def test_a_write_racing_the_settlement_of_its_day_is_not_lost(broker_mode):
     """Deterministic interleaving: the day is dirty; a write marks it again but has not committed
     when the worker settles that day; the write commits; the periodic job runs."""
@@ -218,27 +213,7 @@ def _someone_waits_for_a_lock() -> bool:
         return cursor.fetchone()[0] > 0
 
 
-@pytest.mark.parametrize(
-    "channel",
-    [
-        pytest.param(
-            "single",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="transactions/services.py: booking_create checks closed_until on group rows read without a "
-                "lock; a group_close committed in between lets the entry into the closed period",
-            ),
-        ),
-        pytest.param(
-            "bulk",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="transactions/bulk.py: bounds are read before the write transaction and never re-checked "
-                "under a lock; a group_close committed in between lets the entry into the closed period",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("channel", ["single", "bulk"])
 def test_a_booking_racing_the_close_of_its_period_is_refused_or_lands_before_it(channel, monkeypatch):
     """Deterministic interleaving: a write has checked that the period is open; the operator closes
     the period and commits; then the write commits. No entry may be accepted for a closed time, so

@@ -138,6 +138,7 @@ def test_a_rolled_back_bulk_request_answers_500_in_the_error_shape_and_enqueues_
     assert broker_mode == []
     assert not Booking.objects.filter(tenant=tenant).exists()
     figures.add("faults_injected")
+    figures.add("faults_survived")
 
 
 # -- the same task delivered twice; a rolled-back request ----------------------------------

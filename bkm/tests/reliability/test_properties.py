@@ -34,6 +34,7 @@ from bkm.tests.reliability.model import BASE, QUARTERS, LedgerModel, MBooking, M
 from settlement.models import Imbalance, SettlementBooking
 from settlement.rules import rule_change
 from settlement.services import settlement_run
+from transactions.bulk import bookings_bulk_ingest
 from transactions.integrity import ledger_violations
 from transactions.models import Booking, BookingKind, ClarificationCase, ClarificationStatus, LedgerLine
 from transactions.services import booking_create, booking_finalize, booking_reverse, clarification_resolve
@@ -218,6 +219,42 @@ class LedgerMachine(RuleBasedStateMachine):
             assert stored.external_id == ext
         self.steps += 1
 
+    @precondition(lambda self: self.ready)
+    @rule(data=st.data(), size=st.integers(1, 6))
+    def bulk(self, data, size):
+        """A bulk request behaves as its items sent one after another (same model, same order)."""
+        items, expected = [], []
+        for n in range(size):
+            ext = data.draw(st.one_of(st.sampled_from(EXTERNAL_IDS), st.just(f"bulk-{self.steps}-{n}")), label="ext")
+            src = data.draw(st.sampled_from(self.codes), label="source")
+            dst = data.draw(st.sampled_from(self.codes), label="destination")
+            start = data.draw(st.integers(0, QUARTERS - 1), label="start")
+            end = data.draw(st.integers(start + 1, min(QUARTERS, start + 8)), label="end")
+            energy = data.draw(energies, label="energy")
+            status = data.draw(st.sampled_from(("provisional", "provisional", "final")), label="status")
+            booking = MBooking(src, dst, start, end, energy, status)
+            items.append(self._payload(ext, booking))
+            expected.append((ext, self.model.book(ext, booking)))
+        result = bookings_bulk_ingest(tenant=self.tenant, actor=self.actor, items=items, channel="bulk")
+        outcomes = [outcome for _, outcome in expected]
+        assert (result.created, result.replaced, result.unchanged) == (
+            outcomes.count("created"),
+            outcomes.count("replaced"),
+            outcomes.count("unchanged"),
+        ), (outcomes, result)
+        refused = [(i, outcome) for i, (_, outcome) in enumerate(expected) if outcome.isupper()]
+        assert [(entry["index"], entry["code"]) for entry in result.rejected] == refused
+        stored = dict(
+            Booking.objects.filter(tenant=self.tenant, external_id__in=[ext for ext, _ in expected]).values_list(
+                "external_id", "pk"
+            )
+        )
+        for ext, outcome in expected:
+            if outcome in ("created", "replaced"):
+                self.model.bookings[ext].db_id = stored[ext]
+        figures.add("stateful_bulk_items", size)
+        self.steps += 1
+
     def _pick(self, index, kinds=("manual", "reversal")):
         keys = [key for key, b in self.model.bookings.items() if b.kind in kinds]
         return keys[index % len(keys)] if keys else None
@@ -360,6 +397,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if not self.ready:
             return
         assert ledger_violations([self.tenant.pk]) == []
+        figures.add("ledger_checks_clean")
         lines = list(
             LedgerLine.objects.filter(tenant=self.tenant).values_list(
                 "source__code", "destination__code", "quarter_start", "energy_wh", "is_final", "booking__kind"
@@ -411,7 +449,7 @@ def test_services_agree_with_the_reference_model():
         LedgerMachine,
         settings=settings(
             max_examples=20 * SCALE,
-            stateful_step_count=25,
+            stateful_step_count=20,
             deadline=None,
             phases=[Phase.explicit, Phase.reuse, Phase.generate],
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
