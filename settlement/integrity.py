@@ -90,12 +90,11 @@ def check_imbalances(tenant_ids=None) -> list:
         WHERE i.id IS NULL OR i.inflow_wh <> a.inflow OR i.outflow_wh <> a.outflow
            OR CASE WHEN i.is_final THEN 1 ELSE 0 END <> a.final
     """  # noqa: S608 - only placeholders are formatted in
+    # An anti-join against the same aggregate (hash join), not a per-row probe of the lines.
     stale = f"""
         SELECT i.tenant_id, i.group_id, i.quarter_start FROM settlement_imbalance i
-        WHERE NOT EXISTS (
-            SELECT 1 FROM transactions_ledgerline l
-            WHERE l.quarter_start = i.quarter_start AND (l.source_id = i.group_id OR l.destination_id = i.group_id)
-        ) {imbalances}
+        LEFT JOIN ({aggregate}) AS a ON a.group_id = i.group_id AND a.quarter_start = i.quarter_start
+        WHERE a.group_id IS NULL {imbalances}
     """  # noqa: S608
     violations = []
     for tenant_id, group_id, quarter, inflow, outflow, final, have_in, have_out, have_final in _stream(
@@ -113,7 +112,7 @@ def check_imbalances(tenant_ids=None) -> list:
         violations.append(_violation("imbalance", detail))
         if len(violations) >= MAX_REPORTED:
             return violations
-    for tenant_id, group_id, quarter in _stream(stale, imbalance_params):
+    for tenant_id, group_id, quarter in _stream(stale, params + params + imbalance_params):
         if dirty.covers(tenant_id, quarter):
             continue
         violations.append(_violation("imbalance", f"group {group_id} quarter {quarter}: imbalance row without lines"))
@@ -145,6 +144,7 @@ def check_settlement_keys(tenant_ids=None) -> list:
     ]
     mismatched = links.exclude(
         Q(booking__kind=BookingKind.SETTLEMENT)
+        & Q(booking__tenant_id=F("tenant_id"))
         & Q(booking__start=F("window_start"))
         & Q(booking__end=F("window_end"))
         & (

@@ -71,7 +71,10 @@ class Imbalance(models.Model):
     exactly when every contributing line is final.
     """
 
-    tenant = models.ForeignKey("balance_groups.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
+    # Derived rows, rewritten by every run: the tenant is a copy of the group's, not checked again.
+    tenant = models.ForeignKey(
+        "balance_groups.Tenant", on_delete=models.DO_NOTHING, related_name="+", db_index=False, db_constraint=False
+    )
     group = models.ForeignKey(
         "balance_groups.BalanceGroup", on_delete=models.CASCADE, related_name="imbalances", db_index=False
     )
@@ -110,14 +113,28 @@ class SettlementBooking(models.Model):
     """
 
     booking = models.OneToOneField("transactions.Booking", on_delete=models.PROTECT, related_name="settlement")
-    tenant = models.ForeignKey("balance_groups.Tenant", on_delete=models.PROTECT, related_name="+", db_index=False)
     # Indexed through the unique key and (child, window_start): no single-column indexes to maintain.
     rule = models.ForeignKey(
         SettlementRule, on_delete=models.PROTECT, related_name="settlement_bookings", db_index=False
     )
-    child = models.ForeignKey("balance_groups.BalanceGroup", on_delete=models.PROTECT, related_name="+", db_index=False)
+    # Copies of the booking's tenant, source and destination (themselves constrained there), not
+    # foreign-key checked a second time; check_ledger verifies they match the booking.
+    tenant = models.ForeignKey(
+        "balance_groups.Tenant", on_delete=models.DO_NOTHING, related_name="+", db_index=False, db_constraint=False
+    )
+    child = models.ForeignKey(
+        "balance_groups.BalanceGroup",
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
     parent = models.ForeignKey(
-        "balance_groups.BalanceGroup", on_delete=models.PROTECT, related_name="+", db_index=False
+        "balance_groups.BalanceGroup",
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     window_start = models.DateTimeField()
     window_end = models.DateTimeField()

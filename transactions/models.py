@@ -19,13 +19,20 @@ class Booking(models.Model):
     """Energy moved from one group to another over one or more quarter-hours (Buchung)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    tenant = models.ForeignKey("balance_groups.Tenant", on_delete=models.PROTECT, related_name="bookings")
+    # No single-column indexes: the composite indexes below lead with these columns.
+    tenant = models.ForeignKey(
+        "balance_groups.Tenant", on_delete=models.PROTECT, related_name="bookings", db_index=False
+    )
     external_id = models.CharField(
         max_length=200, null=True, blank=True, help_text="The sender's id; unique per tenant."
     )
     name = models.CharField(max_length=200, blank=True)
-    source = models.ForeignKey("balance_groups.BalanceGroup", on_delete=models.PROTECT, related_name="+")
-    destination = models.ForeignKey("balance_groups.BalanceGroup", on_delete=models.PROTECT, related_name="+")
+    source = models.ForeignKey(
+        "balance_groups.BalanceGroup", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    destination = models.ForeignKey(
+        "balance_groups.BalanceGroup", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     start = models.DateTimeField()
     end = models.DateTimeField()
     energy_wh = models.BigIntegerField()
