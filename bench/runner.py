@@ -112,7 +112,7 @@ def run(
     days: int,
     seed: int = 42,
     batch_size: int = BATCH_SIZE,
-    clients: int = 1,
+    clients: int = 2,
     port: int = DEFAULT_PORT,
     read_requests: int = READ_REQUESTS,
     reset: bool = False,

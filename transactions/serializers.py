@@ -3,6 +3,7 @@ from rest_framework import serializers
 
 from bkm.quarters import QUARTER
 from bkm.rest.fields import InstantField, WattHoursField, format_instant
+from bkm.rest.serializers import RefuseUnknownFieldsMixin
 from transactions.models import BookingKind, BookingStatus, ClarificationStatus
 
 
@@ -146,6 +147,6 @@ class ClarificationSerializer(serializers.Serializer):
     booking = serializers.UUIDField(source="booking_id", allow_null=True)
 
 
-class ClarificationResolveSerializer(serializers.Serializer):
+class ClarificationResolveSerializer(RefuseUnknownFieldsMixin, serializers.Serializer):
     action = serializers.ChoiceField(choices=[("rebook", "rebook"), ("dismiss", "dismiss")])
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")

@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping
 
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
 
 
@@ -19,3 +20,16 @@ class RefuseUnknownFieldsMixin:
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return super().to_internal_value(data)
+
+
+class RefuseUnknownFieldsSchema(OpenApiSerializerExtension):
+    """The schema says so too: request bodies of these serializers have ``additionalProperties: false``."""
+
+    target_class = RefuseUnknownFieldsMixin
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        if direction == "request":
+            schema["additionalProperties"] = False
+        return schema

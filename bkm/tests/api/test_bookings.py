@@ -172,6 +172,10 @@ def test_clarification_resolve_rebook_and_dismiss(api, site):
     first, second = ClarificationCase.objects.order_by("created_at")
     missing_note = api.post(f"/api/v1/clarifications/{first.pk}/resolve", {"action": "dismiss"}, format="json")
     assert missing_note.status_code == 400
+    unknown = api.post(
+        f"/api/v1/clarifications/{first.pk}/resolve", {"action": "dismiss", "note": "x", "by": "me"}, format="json"
+    )
+    assert unknown.status_code == 400 and unknown.json()["errors"] == {"by": ["Unknown field."]}
     dismissed = api.post(
         f"/api/v1/clarifications/{first.pk}/resolve", {"action": "dismiss", "note": "duplicate reading"}, format="json"
     )
