@@ -88,29 +88,40 @@ def check_lines_sum_to_bookings(tenant_ids=None) -> list[Violation]:
 
 
 def check_lines_match_bookings(tenant_ids=None) -> list[Violation]:
-    """Denormalised line columns agree with their booking, and a line is final iff its booking is."""
-    bad = (
-        _lines(tenant_ids)
-        .exclude(
-            tenant_id=F("booking__tenant_id"),
-            source_id=F("booking__source_id"),
-            destination_id=F("booking__destination_id"),
-        )
-        .values_list("id", "booking_id")[:MAX_REPORTED]
-    )
-    violations = [Violation("line_copy", f"line {line} disagrees with booking {booking}") for line, booking in bad]
-    status_bad = (
+    """Denormalised line columns agree with their booking, and a line is final iff its booking is.
+
+    One pass over lines joined to bookings; only disagreeing lines come back.
+    """
+    final = BookingStatus.FINAL
+    disagreeing = (
         _lines(tenant_ids)
         .filter(
-            Q(is_final=True, booking__status=BookingStatus.PROVISIONAL)
-            | Q(is_final=False, booking__status=BookingStatus.FINAL)
+            ~Q(tenant_id=F("booking__tenant_id"))
+            | ~Q(source_id=F("booking__source_id"))
+            | ~Q(destination_id=F("booking__destination_id"))
+            | Q(is_final=True, booking__status=BookingStatus.PROVISIONAL)
+            | Q(is_final=False, booking__status=final)
         )
-        .values_list("id", "booking_id")[:MAX_REPORTED]
+        .values_list(
+            "id",
+            "booking_id",
+            "tenant_id",
+            "source_id",
+            "destination_id",
+            "is_final",
+            "booking__tenant_id",
+            "booking__source_id",
+            "booking__destination_id",
+            "booking__status",
+        )[: 2 * MAX_REPORTED]
     )
-    violations += [
-        Violation("status", f"line {line} status differs from booking {booking}") for line, booking in status_bad
-    ]
-    return violations
+    violations = []
+    for line, booking, tenant, source, destination, is_final, b_tenant, b_source, b_destination, status in disagreeing:
+        if (tenant, source, destination) != (b_tenant, b_source, b_destination):
+            violations.append(Violation("line_copy", f"line {line} disagrees with booking {booking}"))
+        if is_final != (status == final):
+            violations.append(Violation("status", f"line {line} status differs from booking {booking}"))
+    return violations[:MAX_REPORTED]
 
 
 def check_tenancy(tenant_ids=None) -> list[Violation]:
