@@ -36,7 +36,7 @@ from balance_groups.selectors import groups_by_ref, groups_locked_for_booking
 from bkm.audit import actor_label, audit_record
 from bkm.db import is_postgres
 from bkm.errors import BkmError, BookingFinal, Conflict, InvalidInput, NotFound, PeriodClosed
-from bkm.quarters import QUARTER_SECONDS, UTC, parse_instant, require_window, split_energy
+from bkm.quarters import UTC, parse_instant, require_window
 from transactions.models import (
     Booking,
     BookingKind,
@@ -46,7 +46,14 @@ from transactions.models import (
     LedgerLine,
 )
 from transactions.payloads import BOOKING_FIELDS, booking_fields_from_payload
-from transactions.services import MAX_ENERGY_WH, GroupNotValid, check_bookable, validate_energy, validate_status
+from transactions.services import (
+    MAX_ENERGY_WH,
+    GroupNotValid,
+    build_lines,
+    check_bookable,
+    validate_energy,
+    validate_status,
+)
 
 MAX_ITEMS = 100_000
 ALLOWED_FIELDS = frozenset(BOOKING_FIELDS) | {"id", "kind", "lines"}
@@ -610,25 +617,6 @@ def _write_postgres(*, tenant, label: str, plan: _Plan) -> None:
         cursor.execute("DROP TABLE bkm_bulk_stage")
 
 
-def _lines_for(booking_id, tenant_id, row) -> list[LedgerLine]:
-    start_s, end_s, energy = row[I_START], row[I_END], row[I_ENERGY]
-    parts = split_energy(energy, (end_s - start_s) // QUARTER_SECONDS)
-    final = row[I_STATUS] == FINAL
-    return [
-        LedgerLine(
-            booking_id=booking_id,
-            tenant_id=tenant_id,
-            source_id=row[I_SRC],
-            destination_id=row[I_DST],
-            quarter_start=_instant(start_s + QUARTER_SECONDS * position),
-            energy_wh=part,
-            is_final=final,
-        )
-        for position, part in enumerate(parts)
-        if part > 0
-    ]
-
-
 REPLACED_FIELDS = (
     "name",
     "source_id",
@@ -667,7 +655,7 @@ def _write_orm(*, tenant, label: str, plan: _Plan) -> None:
                     finalized_at=now if row[I_STATUS] == FINAL else None,
                 )
             )
-            lines += _lines_for(booking_id, tenant.pk, row)
+            lines += build_lines(bookings[-1])
         Booking.objects.bulk_create(bookings)
         LedgerLine.objects.bulk_create(lines, batch_size=SQLITE_BATCH)
     if plan.replaces:
@@ -683,7 +671,7 @@ def _write_orm(*, tenant, label: str, plan: _Plan) -> None:
             booking.updated_by, booking.updated_at = label, now
             booking.finalized_at = now if row[I_STATUS] == FINAL else None
             bookings.append(booking)
-            lines += _lines_for(booking_id, tenant.pk, row)
+            lines += build_lines(booking)
         Booking.objects.bulk_update(
             bookings,
             [*REPLACED_FIELDS],

@@ -10,7 +10,7 @@ from balance_groups.models import BalanceGroup
 from balance_groups.selectors import group_get, groups_locked_for_booking
 from bkm.audit import actor_label, audit_record
 from bkm.errors import BkmError, BookingFinal, Conflict, InvalidInput, PeriodClosed
-from bkm.quarters import iter_quarters, require_window, split_energy
+from bkm.quarters import iter_quarters, require_aligned, require_window, split_energy
 from transactions.models import (
     Booking,
     BookingKind,
@@ -20,6 +20,8 @@ from transactions.models import (
     ClarificationStatus,
     LedgerLine,
 )
+from transactions.payloads import booking_fields_from_payload
+from transactions.selectors import group_bookings
 
 MAX_ENERGY_WH = 10**15  # a petawatt-hour: far above any site, far below BIGINT overflow
 
@@ -162,7 +164,6 @@ def booking_create(
         if existing is not None and _same_content(existing, content):
             return BookingResult(existing, "unchanged")
     try:
-        check_bookable(source=source, destination=destination, start=start, end=end)
         return _booking_write_retrying(tenant=tenant, actor=actor, external_id=external_id, content=content)
     except (GroupNotValid, PeriodClosed) as error:
         if payload is not None:
@@ -264,9 +265,6 @@ def booking_finalize(*, booking: Booking, actor) -> Booking:
 @transaction.atomic
 def bookings_finalize_until(*, group: BalanceGroup, actor, until: dt.datetime) -> int:
     """Finalize every provisional manual booking of ``group`` that ends at or before ``until``."""
-    from bkm.quarters import require_aligned
-    from transactions.selectors import group_bookings
-
     until = require_aligned(until, "until")
     pending = (
         group_bookings(group=group)
@@ -344,8 +342,6 @@ def clarification_resolve(*, case: ClarificationCase, actor, action: str, note: 
             raise Conflict(f"This case is {case.status} already.")
         booking = None
         if action == "rebook":
-            from transactions.payloads import booking_fields_from_payload
-
             result = booking_create(tenant=case.tenant, actor=actor, **booking_fields_from_payload(case.payload))
             booking = result.booking
         case.status = ClarificationStatus.REBOOKED if booking else ClarificationStatus.DISMISSED
