@@ -5,7 +5,8 @@ from django.conf import settings
 from django.db import connection
 from hypothesis import settings as hypothesis_settings
 
-from bkm.factories import GroupFactory, TenantFactory, UserFactory
+from balance_groups.factories import GroupFactory, TenantFactory, UserFactory
+from transactions.services import booking_create
 
 REQUIRE_SERVICES = os.environ.get("BKM_REQUIRE_SERVICES") == "1"
 
@@ -69,3 +70,37 @@ def make_group(tenant):
         return GroupFactory(code=code, kind=kind, **kwargs)
 
     return make
+
+
+@pytest.fixture
+def book(tenant, operator):
+    """``book(source, destination, start, end, energy_wh, ...)``: a booking through the service."""
+
+    def make(source, destination, start, end, energy_wh, status="provisional", external_id=None):
+        return booking_create(
+            tenant=tenant,
+            actor=operator,
+            source=source,
+            destination=destination,
+            start=start,
+            end=end,
+            energy_wh=energy_wh,
+            status=status,
+            external_id=external_id,
+        ).booking
+
+    return make
+
+
+@pytest.fixture
+def broker_mode(monkeypatch):
+    """As in production with a broker and no worker: writes only mark days dirty, and the tasks a
+    service sends on commit are recorded here as ``(short task name, *arguments)``."""
+    from bkm.celery import app
+
+    sent = []
+    monkeypatch.setattr("core.jobs.send", lambda name, kwargs: sent.append((name.rsplit(".", 1)[-1], *kwargs.values())))
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    yield sent
+    app.conf.task_always_eager = previous

@@ -5,9 +5,9 @@ from django.utils import timezone
 
 from balance_groups.models import ApiClient, AuditEntry, BalanceGroup, Tenant, User
 from balance_groups.services import api_client_create, api_client_revoke, group_create, group_update
-from bkm.errors import BkmError
-from bkm.quarters import require_aligned
-from settlement.rules import rule_in_force
+from core.errors import BkmError
+from core.quarters import require_aligned
+from settlement.selectors import rule_in_force
 
 
 @admin.register(Tenant)

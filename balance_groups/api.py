@@ -3,7 +3,6 @@
 import datetime as dt
 
 import django_filters
-from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status
@@ -20,11 +19,13 @@ from balance_groups.serializers import (
     GroupCloseSerializer,
 )
 from balance_groups.services import group_close, group_create, group_delete, group_update
-from bkm.errors import InvalidInput
-from bkm.quarters import QUARTER_SECONDS
-from bkm.rest.fields import format_instant
-from bkm.rest.pagination import PagePagination
-from bkm.rest.views import TenantViewSet
+from core.errors import InvalidInput
+from core.quarters import QUARTER_SECONDS
+from core.rest.fields import format_instant
+from core.rest.pagination import PagePagination
+from core.rest.views import TenantViewSet
+from settlement.selectors import group_balance, parents_in_force
+from transactions.selectors import groups_with_status
 
 MAX_BALANCE_INTERVALS = 10_000
 MAX_BALANCE_WINDOW = dt.timedelta(days=400)
@@ -39,19 +40,6 @@ class BalanceGroupFilter(django_filters.FilterSet):
     class Meta:
         model = BalanceGroup
         fields = ["kind", "code", "name"]
-
-
-def with_status(queryset):
-    from transactions.models import Booking, BookingStatus
-
-    provisional = Booking.objects.filter(status=BookingStatus.PROVISIONAL)
-    return queryset.annotate(
-        has_provisional=ExpressionWrapper(
-            Q(Exists(provisional.filter(source=OuterRef("pk"))))
-            | Q(Exists(provisional.filter(destination=OuterRef("pk")))),
-            output_field=BooleanField(),
-        )
-    )
 
 
 def balance_payload(data: dict) -> dict:
@@ -83,18 +71,6 @@ def balance_payload(data: dict) -> dict:
         "group": str(data["group"]),
         "intervals": [interval(row) for row in data["intervals"]],
     }
-
-
-def parents_in_force(*, tenant, at=None) -> dict:
-    """group id -> parent id of the largest-share target of the rule in force at ``at``."""
-    from settlement.rules import rules_in_force
-
-    parents = {}
-    for rule in rules_in_force(tenant=tenant, at=at or timezone.now()):
-        targets = sorted(rule.targets.all(), key=lambda target: (-target.share, target.parent.code))
-        if targets:
-            parents[rule.group_id] = targets[0].parent_id
-    return parents
 
 
 @extend_schema_view(
@@ -133,18 +109,19 @@ class BalanceGroupViewSet(
     lookup_url_kwarg = "id"
 
     def tenant_queryset(self):
-        return with_status(group_list(tenant=self.tenant)).order_by("code")
+        return groups_with_status(group_list(tenant=self.tenant)).order_by("code")
 
     def get_object(self):
         group = group_get(tenant=self.tenant, ref=self.kwargs["id"])
-        return with_status(BalanceGroup.objects.filter(pk=group.pk)).get()
+        return groups_with_status(BalanceGroup.objects.filter(pk=group.pk)).get()
 
     def get_serializer_context(self):
         context = super().get_serializer_context()
         if getattr(self, "swagger_fake_view", False) or not getattr(self.request, "user", None):
             return context
         if getattr(self.request.user, "tenant_id", None):
-            context["parents"] = parents_in_force(tenant=self.tenant)
+            in_force = parents_in_force(tenant=self.tenant, at=timezone.now())
+            context["parents"] = {group_id: parent.pk for group_id, (_, parent) in in_force.items()}
         return context
 
     def get_serializer_class(self):
@@ -153,7 +130,7 @@ class BalanceGroupViewSet(
         return super().get_serializer_class()
 
     def _respond(self, group, code=status.HTTP_200_OK):
-        group = with_status(BalanceGroup.objects.filter(pk=group.pk)).get()
+        group = groups_with_status(BalanceGroup.objects.filter(pk=group.pk)).get()
         return Response(BalanceGroupSerializer(group, context=self.get_serializer_context()).data, status=code)
 
     def create(self, request, *args, **kwargs):
@@ -203,8 +180,6 @@ class BalanceGroupViewSet(
     )
     @action(detail=True, methods=["get"], url_path="balance", filter_backends=[], pagination_class=None)
     def balance(self, request, *args, **kwargs):
-        from settlement.selectors import group_balance
-
         group = group_get(tenant=self.tenant, ref=self.kwargs["id"])
         query = GroupBalanceQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)

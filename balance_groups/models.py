@@ -45,8 +45,9 @@ class ApiClient(models.Model):
     def __str__(self):
         return f"{self.name} ({self.tenant.code})"
 
-    # DRF's permission classes ask the principal this.
+    # DRF's permission classes ask the principal this; the throttles count clients apart from users.
     is_authenticated = True
+    principal_kind = "client"
 
     @property
     def is_active(self) -> bool:

@@ -1,9 +1,49 @@
+"""Reading tenants and balance groups, and the one rule for which group a reference means."""
+
 import uuid
 
 from django.db import connection
+from django.db.models import Q
 
-from balance_groups.models import BalanceGroup
-from bkm.errors import NotFound
+from balance_groups.models import BalanceGroup, Tenant
+from core.errors import NotFound
+
+
+def _as_uuid(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
+
+
+class GroupIndex:
+    """Groups by id and by code. A reference is a group's UUID or, failing that, its code."""
+
+    def __init__(self, groups):
+        self.by_id: dict[uuid.UUID, BalanceGroup] = {}
+        self.by_code: dict[str, BalanceGroup] = {}
+        for group in groups:
+            self.by_id[group.pk] = group
+            self.by_code[group.code] = group
+
+    def get(self, ref) -> BalanceGroup | None:
+        text = str(ref).strip()
+        if len(text) >= 32:  # every spelling of a UUID has at least 32 characters
+            pk = _as_uuid(text)
+            if pk is not None and pk in self.by_id:
+                return self.by_id[pk]
+        return self.by_code.get(text)
+
+    def resolve(self, ref) -> BalanceGroup:
+        group = self.get(ref)
+        if group is None:
+            raise NotFound(f"Balance group {str(ref).strip()[:80]!r} not found.")
+        return group
+
+
+def group_index(*, tenant) -> GroupIndex:
+    """Every group of the tenant, for resolving many references with one query."""
+    return GroupIndex(BalanceGroup.objects.filter(tenant=tenant))
 
 
 def group_get(*, tenant, ref) -> BalanceGroup:
@@ -13,29 +53,22 @@ def group_get(*, tenant, ref) -> BalanceGroup:
             raise NotFound(f"Balance group {ref.pk} not found.")
         return ref
     text = str(ref).strip()
-    queryset = BalanceGroup.objects.filter(tenant=tenant)
-    try:
-        group = queryset.filter(pk=uuid.UUID(text)).first()
-    except ValueError:
-        group = None
-    if group is None:
-        group = queryset.filter(code=text).first()
-    if group is None:
-        raise NotFound(f"Balance group {text[:80]!r} not found.")
-    return group
+    candidates = Q(code=text)
+    pk = _as_uuid(text)
+    if pk is not None:
+        candidates |= Q(pk=pk)
+    return GroupIndex(BalanceGroup.objects.filter(tenant=tenant).filter(candidates)).resolve(text)
 
 
 def group_list(*, tenant):
     return BalanceGroup.objects.filter(tenant=tenant)
 
 
-def groups_by_ref(*, tenant) -> dict[str, BalanceGroup]:
-    """Every group of the tenant keyed by code and by id string (for bulk resolution)."""
-    index = {}
-    for group in BalanceGroup.objects.filter(tenant=tenant):
-        index[group.code] = group
-        index[str(group.pk)] = group
-    return index
+def tenant_by_code(code: str) -> Tenant:
+    tenant = Tenant.objects.filter(code=code).first()
+    if tenant is None:
+        raise NotFound(f"No tenant with code {code!r}.")
+    return tenant
 
 
 def groups_locked_for_booking(*, group_ids) -> dict:

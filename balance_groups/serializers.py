@@ -1,10 +1,11 @@
 from rest_framework import serializers
 
 from balance_groups.models import BalanceGroup, GroupKind
-from bkm.rest.fields import InstantField
-from bkm.rest.serializers import RefuseUnknownFieldsMixin
-from settlement.models import SettlementInterval
-from transactions.models import BookingStatus
+from core.quarters import RESOLUTIONS
+from core.rest.fields import InstantField
+from core.rest.serializers import RefuseUnknownFieldsMixin
+from core.status import Status
+from transactions.selectors import group_status
 
 
 class BalanceGroupSerializer(RefuseUnknownFieldsMixin, serializers.ModelSerializer):
@@ -26,12 +27,7 @@ class BalanceGroupSerializer(RefuseUnknownFieldsMixin, serializers.ModelSerializ
 
     def get_status(self, group) -> str:
         """``provisional`` while the group has a provisional booking, else ``final``."""
-        provisional = getattr(group, "has_provisional", None)
-        if provisional is None:
-            from settlement.selectors import group_status
-
-            return group_status(group=group)
-        return "provisional" if provisional else "final"
+        return group_status(group=group)
 
     def get_parent(self, group) -> str | None:
         """The parent balance (largest share) of the settlement rule in force now, if any."""
@@ -66,7 +62,7 @@ class IntervalSerializer(serializers.Serializer):
     inflow_wh = serializers.IntegerField()
     outflow_wh = serializers.IntegerField()
     net_wh = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=BookingStatus.choices)
+    status = serializers.ChoiceField(choices=Status.choices)
 
 
 class GroupBalanceSerializer(IntervalSerializer):
@@ -77,4 +73,4 @@ class GroupBalanceSerializer(IntervalSerializer):
 class GroupBalanceQuerySerializer(serializers.Serializer):
     start = InstantField(help_text="Aligned start of the window (inclusive), with offset.")
     end = InstantField(help_text="Aligned end of the window (exclusive), with offset.")
-    resolution = serializers.ChoiceField(choices=SettlementInterval.choices, default="15min")
+    resolution = serializers.ChoiceField(choices=RESOLUTIONS, default="15min")

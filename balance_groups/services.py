@@ -1,12 +1,14 @@
 import datetime as dt
 
 from django.db import IntegrityError, transaction
+from django.db.models import ProtectedError
 from django.utils import timezone
 
+from balance_groups.audit import audit_record
 from balance_groups.models import ApiClient, BalanceGroup, GroupKind, Tenant
-from bkm.audit import audit_record
-from bkm.errors import Conflict, InvalidInput
-from bkm.quarters import next_quarter_after, require_aligned
+from core.errors import Conflict, InvalidInput
+from core.ledger import group_has_entries_outside
+from core.quarters import next_quarter_after, require_aligned
 
 GROUP_EDITABLE_FIELDS = ("code", "name", "valid_from", "valid_until")
 
@@ -85,16 +87,6 @@ def group_create(
     return group
 
 
-def _lines_outside(group: BalanceGroup, valid_from, valid_until) -> bool:
-    from transactions.selectors import group_lines
-
-    lines = group_lines(group=group)
-    outside = lines.filter(quarter_start__lt=valid_from)
-    if valid_until is not None:
-        outside = outside | lines.filter(quarter_start__gte=valid_until)
-    return outside.exists()
-
-
 @transaction.atomic
 def group_update(*, group: BalanceGroup, actor, **changes) -> BalanceGroup:
     """Change code, name or validity. Validity may not cut off existing bookings."""
@@ -114,7 +106,7 @@ def group_update(*, group: BalanceGroup, actor, **changes) -> BalanceGroup:
         valid_from, valid_until = _validate_validity(
             changes.get("valid_from", group.valid_from), changes.get("valid_until", group.valid_until)
         )
-        if _lines_outside(group, valid_from, valid_until):
+        if group_has_entries_outside(group=group, valid_from=valid_from, valid_until=valid_until):
             raise Conflict("The new validity would leave existing bookings outside it.")
         group.valid_from, group.valid_until = valid_from, valid_until
     group.save()
@@ -135,7 +127,7 @@ def group_close(*, group: BalanceGroup, actor, until: dt.datetime | None = None)
     group = BalanceGroup.objects.select_for_update().get(pk=group.pk)
     if until is None:
         until = group.valid_until or max(next_quarter_after(), group.valid_from)
-        if _lines_outside(group, group.valid_from, until):
+        if group_has_entries_outside(group=group, valid_from=group.valid_from, valid_until=until):
             raise Conflict(f"The group has bookings after {until.isoformat()}; close it up to an instant instead.")
         group.valid_until = until
     else:
@@ -152,14 +144,16 @@ def group_close(*, group: BalanceGroup, actor, until: dt.datetime | None = None)
 
 @transaction.atomic
 def group_delete(*, group: BalanceGroup, actor) -> None:
-    from settlement.models import SettlementRule, SettlementTarget
-    from transactions.models import Booking
+    """Delete a group nothing refers to (with its own rule versions); anything else is CONFLICT.
 
-    has_bookings = Booking.objects.filter(source=group).exists() or Booking.objects.filter(destination=group).exists()
-    if has_bookings:
-        raise Conflict(f"Group {group.code} has bookings and cannot be deleted; close it instead.")
-    if SettlementTarget.objects.filter(parent=group).exists():
-        raise Conflict(f"Group {group.code} is the parent in settlement rules and cannot be deleted.")
+    The references are the database's: bookings and settlement targets protect the group.
+    """
     audit_record(tenant=group.tenant, actor=actor, action="group.delete", obj=group, data={"code": group.code})
-    SettlementRule.objects.filter(group=group).delete()
-    group.delete()
+    try:
+        with transaction.atomic():
+            group.delete()
+    except ProtectedError as error:
+        used_by = sorted({str(obj._meta.verbose_name_plural) for obj in error.protected_objects})
+        raise Conflict(
+            f"Group {group.code} is referred to by {', '.join(used_by)} and cannot be deleted; close it instead."
+        ) from None

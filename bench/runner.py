@@ -261,7 +261,7 @@ def create_site(workload) -> Site:
 
     from balance_groups.models import User
     from balance_groups.services import api_client_create, group_create, tenant_get_or_create
-    from settlement.rules import rule_change
+    from settlement.services import rule_change
 
     tenant, _ = tenant_get_or_create(code=f"bench-{workload.seed}", name="Benchmark site")
     groups = {}

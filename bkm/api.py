@@ -5,8 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
 from balance_groups.api import BalanceGroupViewSet
-from bkm.rest.errors import api_not_found
-from bkm.rest.routers import ApiRouter
+from core.rest.errors import api_not_found
+from core.rest.routers import ApiRouter
 from settlement.api import ImbalanceViewSet, SettlementRuleViewSet, SettlementRunViewSet
 from transactions.api import BookingViewSet, ClarificationViewSet, LedgerLineViewSet
 

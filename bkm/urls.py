@@ -4,5 +4,5 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("bkm.api")),
-    path("", include("bkm.dashboard")),
+    path("", include("dashboard.urls")),
 ]

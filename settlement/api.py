@@ -6,12 +6,13 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.response import Response
 
-from bkm.rest.filters import GroupRefFilter, InstantFilter
-from bkm.rest.pagination import ImbalanceCursorPagination, PagePagination
-from bkm.rest.views import TenantViewSet
+from balance_groups.rest import GroupRefFilter
+from core.rest.filters import InstantFilter
+from core.rest.pagination import ImbalanceCursorPagination, PagePagination
+from core.rest.views import TenantViewSet
 from settlement.models import Imbalance, RunStatus, SettlementRule, SettlementRun
-from settlement.rules import rule_change
 from settlement.serializers import ImbalanceSerializer, SettlementRuleSerializer, SettlementRunSerializer
+from settlement.services import rule_change
 from transactions.models import BookingStatus
 
 

@@ -1,11 +1,12 @@
 """Marking ledger windows whose imbalances and settlements must be recomputed.
 
-Every ledger write calls ``ledger_changed`` inside its transaction. The local days it touches are
-recorded in ``DirtyDay`` (an upsert, so the mark commits or rolls back with the write). Then:
+``mark_changed`` listens to the ledger (``core.ledger``, registered in ``SettlementConfig``)
+and runs inside the writing transaction. The local days it touches are recorded in ``DirtyDay``
+(an upsert, so the mark commits or rolls back with the write). Then:
 
 - with a broker, the ``settle_dirty`` task is enqueued on commit (never before: the worker must
   see the write);
-- in eager mode (no ``REDIS_URL``, or Celery's ``task_always_eager``), the days are settled right
+- in-process (no ``REDIS_URL``, or Celery's ``task_always_eager``), the days are settled right
   away inside the same transaction, so the single-process app and the tests read current
   balances immediately after a write.
 
@@ -16,28 +17,25 @@ recorded in ``DirtyDay`` (an upsert, so the mark commits or rolls back with the 
 import contextlib
 import threading
 
-from django.db import transaction
+from core import jobs
+from settlement.engine.units import lock_tenant, settle_units
+from settlement.engine.windows import unit_bounds
+from settlement.models import DirtyDay
+from settlement.services import settlement_dirty_process
+
+SETTLE_DIRTY_TASK = "settlement.settle_dirty"  # ``settlement.tasks.settle_dirty``
 
 _local = threading.local()
 
 
-def _eager() -> bool:
-    from bkm.celery import app
-
-    return bool(app.conf.task_always_eager)
-
-
-def ledger_changed(*, tenant_id, start, end) -> None:
+def mark_changed(*, tenant_id, start, end) -> None:
     """Called in the writing transaction whenever lines in ``[start, end)`` change."""
-    from settlement.models import DirtyDay
-    from settlement.services import _lock_tenant, settle_units, unit_bounds
-
     units = unit_bounds(start, end)
     pending = getattr(_local, "pending", None)
-    eager = _eager()
-    if eager and pending is None:
+    in_process = jobs.in_process()
+    if in_process and pending is None:
         # Same lock order as a settlement unit (tenant lock, then the dirty rows): no deadlock.
-        _lock_tenant(tenant_id)
+        lock_tenant(tenant_id)
     # An upsert that updates an existing mark takes its row lock, so a settlement of that day
     # that started before this write waits for it and cannot clear the mark under it.
     DirtyDay.objects.bulk_create(
@@ -48,21 +46,15 @@ def ledger_changed(*, tenant_id, start, end) -> None:
     )
     if pending is not None:
         pending.add(tenant_id)
-    elif eager:
+    elif in_process:
         settle_units(tenant_id=tenant_id, units=units)
     else:
-        transaction.on_commit(lambda: _enqueue(tenant_id))
-
-
-def _enqueue(tenant_id) -> None:
-    from settlement.tasks import settle_dirty
-
-    settle_dirty.delay(tenant_id=tenant_id)
+        jobs.enqueue_on_commit(SETTLE_DIRTY_TASK, tenant_id=tenant_id)
 
 
 @contextlib.contextmanager
 def deferred():
-    """Mark only; settle (eager) or enqueue (broker) each touched tenant once at the end."""
+    """Mark only; settle (in-process) or enqueue (broker) each touched tenant once at the end."""
     if getattr(_local, "pending", None) is not None:
         yield
         return
@@ -73,9 +65,7 @@ def deferred():
     finally:
         _local.pending = None
     for tenant_id in tenants:
-        if _eager():
-            from settlement.services import settlement_dirty_process
-
+        if jobs.in_process():
             settlement_dirty_process(tenant_id=tenant_id)
         else:
-            transaction.on_commit(lambda tenant_id=tenant_id: _enqueue(tenant_id))
+            jobs.enqueue_on_commit(SETTLE_DIRTY_TASK, tenant_id=tenant_id)

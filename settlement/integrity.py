@@ -1,4 +1,4 @@
-"""Settlement invariants for ``manage.py check_ledger`` (registered in ``transactions.integrity``).
+"""Settlement invariants for ``manage.py check_ledger`` (registered with ``core.integrity``).
 
 Each check is ``(tenant_ids) -> list[Violation]``, reads with SQL and streams its rows, so no check
 holds the ledger in memory. Days still marked dirty (waiting for the worker) are skipped: their
@@ -7,29 +7,13 @@ imbalances and settlements are legitimately behind until the next run.
 
 import datetime as dt
 
-from django.db import connection
 from django.db.models import Count, F, Q
 
-from bkm.quarters import local_date, local_day_bounds
+from core.integrity import MAX_REPORTED, Violation, stream, tenant_sql
+from core.quarters import local_date, local_day_bounds
 from settlement.models import DirtyDay, SettlementBooking
+from transactions.aggregates import group_quarter_flows_sql
 from transactions.models import Booking, BookingKind
-
-MAX_REPORTED = 50
-
-
-def _violation(check: str, detail: str):
-    from transactions.integrity import Violation
-
-    return Violation(check, detail)
-
-
-def _tenant_filter(alias: str, tenant_ids) -> tuple[str, list]:
-    if tenant_ids is None:
-        return "", []
-    tenant_ids = list(tenant_ids)
-    if not tenant_ids:
-        return " AND 1 = 0", []
-    return f" AND {alias}.tenant_id IN ({', '.join(['%s'] * len(tenant_ids))})", tenant_ids
 
 
 def _instant(value) -> dt.datetime:
@@ -53,36 +37,13 @@ class _DirtyDays:
         return (tenant_id, local_day_bounds(local_date(instant))[0]) in self.days
 
 
-def _stream(sql: str, params: list):
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        while rows := cursor.fetchmany(2000):
-            yield from rows
-
-
-LINE_AGGREGATE = """
-SELECT x.tenant_id, x.group_id, x.quarter_start, SUM(x.inflow) AS inflow, SUM(x.outflow) AS outflow,
-       MIN(x.final) AS final
-FROM (
-    SELECT l.tenant_id, l.destination_id AS group_id, l.quarter_start, l.energy_wh AS inflow, 0 AS outflow,
-           CASE WHEN l.is_final THEN 1 ELSE 0 END AS final
-    FROM transactions_ledgerline l WHERE 1 = 1 {lines}
-    UNION ALL
-    SELECT l.tenant_id, l.source_id AS group_id, l.quarter_start, 0 AS inflow, l.energy_wh AS outflow,
-           CASE WHEN l.is_final THEN 1 ELSE 0 END AS final
-    FROM transactions_ledgerline l WHERE 1 = 1 {lines}
-) AS x
-GROUP BY x.tenant_id, x.group_id, x.quarter_start
-"""
-
-
 def check_imbalances(tenant_ids=None) -> list:
     """The materialised imbalances equal one aggregate over the lines (values and status): no row
     missing, none wrong, none without lines. One full outer join, so the lines are read once."""
     dirty = _DirtyDays(tenant_ids)
-    lines, params = _tenant_filter("l", tenant_ids)
-    imbalances, imbalance_params = _tenant_filter("i", tenant_ids)
-    aggregate = LINE_AGGREGATE.format(lines=lines)
+    lines, params = tenant_sql("l", tenant_ids)
+    imbalances, imbalance_params = tenant_sql("i", tenant_ids)
+    aggregate = group_quarter_flows_sql("1 = 1" + lines)
     compared = f"""
         SELECT COALESCE(a.tenant_id, i.tenant_id), COALESCE(a.group_id, i.group_id),
                COALESCE(a.quarter_start, i.quarter_start), a.inflow, a.outflow, a.final,
@@ -94,7 +55,7 @@ def check_imbalances(tenant_ids=None) -> list:
            OR CASE WHEN i.is_final THEN 1 ELSE 0 END <> a.final
     """  # noqa: S608 - only placeholders are formatted in
     violations = []
-    rows = _stream(compared, params + params + imbalance_params)
+    rows = stream(compared, params + params + imbalance_params)
     for tenant_id, group_id, quarter, inflow, outflow, final, row_id, have_in, have_out, have_final in rows:
         if dirty.covers(tenant_id, quarter):
             continue
@@ -107,7 +68,7 @@ def check_imbalances(tenant_ids=None) -> list:
                 f"group {group_id} quarter {quarter}: imbalance in/out/final {have_in}/{have_out}/{have_final}, "
                 f"lines {inflow}/{outflow}/{final}"
             )
-        violations.append(_violation("imbalance", detail))
+        violations.append(Violation("imbalance", detail))
         if len(violations) >= MAX_REPORTED:
             break
     return violations
@@ -121,7 +82,7 @@ def check_settlement_keys(tenant_ids=None) -> list:
         links = links.filter(tenant_id__in=tenant_ids)
         bookings = bookings.filter(tenant_id__in=tenant_ids)
     violations = [
-        _violation("settlement_key", f"settlement booking {pk} has no settlement key")
+        Violation("settlement_key", f"settlement booking {pk} has no settlement key")
         for pk in bookings.filter(settlement__isnull=True).values_list("pk", flat=True)[:MAX_REPORTED]
     ]
     duplicates = (
@@ -131,7 +92,7 @@ def check_settlement_keys(tenant_ids=None) -> list:
         .order_by()[:MAX_REPORTED]
     )
     violations += [
-        _violation("settlement_key", f"key {row['rule_id']}/{row['parent_id']}/{row['window_start']} used {row['n']}x")
+        Violation("settlement_key", f"key {row['rule_id']}/{row['parent_id']}/{row['window_start']} used {row['n']}x")
         for row in duplicates
     ]
     mismatched = links.exclude(
@@ -144,14 +105,14 @@ def check_settlement_keys(tenant_ids=None) -> list:
             | Q(booking__source_id=F("parent_id"), booking__destination_id=F("child_id"))
         )
     ).values_list("booking_id", flat=True)[:MAX_REPORTED]
-    violations += [_violation("settlement_key", f"settlement booking {pk} does not match its key") for pk in mismatched]
+    violations += [Violation("settlement_key", f"settlement booking {pk} does not match its key") for pk in mismatched]
     return violations[:MAX_REPORTED]
 
 
 def check_settled_windows(tenant_ids=None) -> list:
     """After settlement a child's net over each settled window is zero."""
     dirty = _DirtyDays(tenant_ids)
-    links, params = _tenant_filter("s", tenant_ids)
+    links, params = tenant_sql("s", tenant_ids)
     sql = f"""
         SELECT w.tenant_id, w.child_id, w.window_start, w.window_end, SUM(i.net_wh)
         FROM (SELECT DISTINCT s.tenant_id, s.child_id, s.window_start, s.window_end
@@ -162,20 +123,13 @@ def check_settled_windows(tenant_ids=None) -> list:
         HAVING SUM(i.net_wh) <> 0
     """  # noqa: S608
     violations = []
-    for tenant_id, child_id, start, end, net in _stream(sql, params):
+    for tenant_id, child_id, start, end, net in stream(sql, params):
         if dirty.covers(tenant_id, start) or dirty.covers(tenant_id, _instant(end) - dt.timedelta(minutes=15)):
             continue
-        violations.append(_violation("settled_window", f"group {child_id} window {start}..{end}: net {net} Wh, not 0"))
+        violations.append(Violation("settled_window", f"group {child_id} window {start}..{end}: net {net} Wh, not 0"))
         if len(violations) >= MAX_REPORTED:
             break
     return violations
 
 
 SETTLEMENT_CHECKS = [check_imbalances, check_settlement_keys, check_settled_windows]
-
-
-def settlement_violations(tenant_ids=None) -> list:
-    violations = []
-    for check in SETTLEMENT_CHECKS:
-        violations.extend(check(tenant_ids))
-    return violations

@@ -3,7 +3,7 @@ import uuid
 from django.db import models
 from django.db.models import F, Q
 
-from bkm.quarters import QUARTER
+from core.quarters import QUARTER
 
 
 class SettlementInterval(models.TextChoices):
@@ -21,7 +21,7 @@ class SettlementRule(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey("balance_groups.Tenant", on_delete=models.PROTECT, related_name="settlement_rules")
-    group = models.ForeignKey("balance_groups.BalanceGroup", on_delete=models.PROTECT, related_name="rules")
+    group = models.ForeignKey("balance_groups.BalanceGroup", on_delete=models.CASCADE, related_name="rules")
     interval = models.CharField(
         max_length=8, choices=SettlementInterval.choices, default=SettlementInterval.QUARTER_HOUR
     )

@@ -1,17 +1,18 @@
-"""Reading balances and the settlement hierarchy."""
+"""Reading balances, imbalances, runs, the rules in force and the settlement hierarchy."""
 
 import datetime as dt
 from dataclasses import dataclass, field
 
+from django.db.models import Count, Q, Sum
+
 from balance_groups.models import BalanceGroup
 from balance_groups.selectors import group_get
-from bkm.errors import NotFound
-from bkm.quarters import QUARTER, buckets, require_aligned, require_window
-from settlement.models import Imbalance, SettlementBooking, SettlementRun
-from settlement.rules import rules_in_force
+from core.errors import NotFound
+from core.quarters import QUARTER, buckets, require_aligned, require_window
+from core.status import Status
+from settlement.models import Imbalance, SettlementBooking, SettlementRule, SettlementRun
 
-FINAL = "final"
-PROVISIONAL = "provisional"
+FINAL, PROVISIONAL = Status.FINAL.value, Status.PROVISIONAL.value
 
 
 @dataclass
@@ -77,10 +78,27 @@ def group_balance(*, group: BalanceGroup, start: dt.datetime, end: dt.datetime, 
     return {"group": group.pk, **total.as_dict(), "intervals": [bucket.as_dict() for bucket in intervals]}
 
 
-def group_status(*, group: BalanceGroup) -> str:
-    """``final`` exactly when none of the group's quarter-hours is provisional."""
-    provisional = Imbalance.objects.filter(group=group, is_final=False).exists()
-    return PROVISIONAL if provisional else FINAL
+def group_window_nets(*, tenant, start: dt.datetime, end: dt.datetime) -> dict:
+    """Inflow, outflow, net and status of every group of the tenant over ``[start, end)``, in one query.
+
+    Returns ``{group_id: {"inflow_wh", "outflow_wh", "net_wh", "status"}}`` for groups that have
+    lines in the window; a group without lines there is final with zero flows.
+    """
+    rows = (
+        Imbalance.objects.filter(tenant=tenant, quarter_start__gte=start, quarter_start__lt=end)
+        .values("group_id")
+        .annotate(inflow=Sum("inflow_wh"), outflow=Sum("outflow_wh"), provisional=Count("id", filter=Q(is_final=False)))
+        .order_by()
+    )
+    return {
+        row["group_id"]: {
+            "inflow_wh": row["inflow"],
+            "outflow_wh": row["outflow"],
+            "net_wh": row["inflow"] - row["outflow"],
+            "status": PROVISIONAL if row["provisional"] else FINAL,
+        }
+        for row in rows
+    }
 
 
 def imbalance_list(*, tenant, start: dt.datetime | None = None, end: dt.datetime | None = None, group=None):
@@ -119,6 +137,40 @@ def settlement_booking_list(*, tenant, child=None, start: dt.datetime | None = N
     return rows.order_by("window_start", "child__code", "parent__code", "revision")
 
 
+def rule_in_force(*, group: BalanceGroup, at: dt.datetime) -> SettlementRule | None:
+    return (
+        SettlementRule.objects.filter(group=group, effective_from__lte=at)
+        .filter(Q(effective_until__isnull=True) | Q(effective_until__gt=at))
+        .prefetch_related("targets__parent")
+        .first()
+    )
+
+
+def rules_in_force(*, tenant, at: dt.datetime):
+    return (
+        SettlementRule.objects.filter(tenant=tenant, effective_from__lte=at)
+        .filter(Q(effective_until__isnull=True) | Q(effective_until__gt=at))
+        .select_related("group")
+        .prefetch_related("targets__parent")
+    )
+
+
+def main_parent(rule: SettlementRule):
+    """The parent a group is shown under: its rule's largest-share target (ties: by code)."""
+    targets = sorted(rule.targets.all(), key=lambda target: (-target.share, target.parent.code))
+    return targets[0].parent if targets else None
+
+
+def parents_in_force(*, tenant, at: dt.datetime) -> dict:
+    """group id -> (rule in force at ``at``, its main parent) for every group with a rule."""
+    parents = {}
+    for rule in rules_in_force(tenant=tenant, at=at):
+        parent = main_parent(rule)
+        if parent is not None:
+            parents[rule.group_id] = (rule, parent)
+    return parents
+
+
 @dataclass
 class TreeNode:
     group: BalanceGroup
@@ -128,14 +180,13 @@ class TreeNode:
 
 def hierarchy_tree(*, tenant, at: dt.datetime) -> list[TreeNode]:
     """The settlement hierarchy in force at ``at``: groups without a rule are roots, every other
-    group hangs under its largest-share target."""
+    group hangs under its main parent."""
     nodes = {group.pk: TreeNode(group) for group in BalanceGroup.objects.filter(tenant=tenant).order_by("code")}
     parent_of = {}
-    for rule in rules_in_force(tenant=tenant, at=at):
-        targets = sorted(rule.targets.all(), key=lambda target: (-target.share, target.parent.code))
-        if rule.group_id in nodes and targets:
-            nodes[rule.group_id].rule = rule
-            parent_of[rule.group_id] = targets[0].parent_id
+    for group_id, (rule, parent) in parents_in_force(tenant=tenant, at=at).items():
+        if group_id in nodes:
+            nodes[group_id].rule = rule
+            parent_of[group_id] = parent.pk
     roots = []
     for group_id, node in nodes.items():
         parent_id = parent_of.get(group_id)

@@ -1,7 +1,8 @@
 from rest_framework import serializers
 
-from bkm.rest.fields import GroupRefField, InstantField
-from bkm.rest.serializers import RefuseUnknownFieldsMixin
+from balance_groups.rest import GroupRefField
+from core.rest.fields import InstantField
+from core.rest.serializers import RefuseUnknownFieldsMixin
 from settlement.models import SettlementInterval
 from transactions.models import BookingStatus
 

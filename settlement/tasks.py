@@ -1,24 +1,23 @@
 """Celery tasks: thin wrappers taking ids, calling the settlement services.
 
 Tasks are idempotent (``acks_late``: a task may be delivered twice or redelivered after a worker
-died); every unit of work is one transaction under the tenant's lock.
+died); every unit of work is one transaction under the tenant's lock. The services send them by
+name (``settlement.dirty.SETTLE_DIRTY_TASK``, ``settlement.services.RUN_TASK``).
 """
 
 from celery import shared_task
+
+from settlement.services import settlement_dirty_process, settlement_run_execute
 
 
 @shared_task(name="settlement.settle_dirty", acks_late=True, ignore_result=True)
 def settle_dirty(tenant_id=None) -> int:
     """Settle changed days (and days in which rule windows ended); the periodic job's entry point."""
-    from settlement.services import settlement_dirty_process
-
     return len(settlement_dirty_process(tenant_id=tenant_id))
 
 
 @shared_task(name="settlement.run", acks_late=True, ignore_result=True)
 def settlement_run_task(run_id: str) -> str | None:
     """Execute a queued ``SettlementRun`` (requested through the API or the dashboard)."""
-    from settlement.services import settlement_run_execute
-
     run = settlement_run_execute(run_id=run_id)
     return run.status if run is not None else None

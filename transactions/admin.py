@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from bkm.errors import BkmError
+from core.errors import BkmError
 from transactions.models import Booking, BookingStatus, ClarificationCase, ClarificationStatus, LedgerLine
 from transactions.services import booking_finalize, booking_reverse, clarification_resolve
 

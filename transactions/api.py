@@ -6,12 +6,13 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from balance_groups.rest import GroupRefFilter
 from balance_groups.selectors import group_get
-from bkm.errors import InvalidInput, NotFound
-from bkm.rest.filters import GroupRefFilter, InstantFilter, group_q
-from bkm.rest.pagination import BookingCursorPagination, LineCursorPagination, PagePagination
-from bkm.rest.throttles import BulkRateThrottle
-from bkm.rest.views import TenantViewSet
+from core.errors import InvalidInput, NotFound
+from core.rest.filters import InstantFilter
+from core.rest.pagination import BookingCursorPagination, LineCursorPagination, PagePagination
+from core.rest.throttles import BulkRateThrottle
+from core.rest.views import TenantViewSet
 from transactions.bulk import MAX_ITEMS, bookings_bulk_ingest
 from transactions.models import (
     Booking,
@@ -56,7 +57,7 @@ def _uuid_object(queryset, pk, what: str):
 
 
 class BookingFilter(django_filters.FilterSet):
-    group = GroupRefFilter(method="filter_group", label="Source or destination (id or code)")
+    group = GroupRefFilter(fields=("source", "destination"), label="Source or destination (id or code)")
     source = GroupRefFilter(field_name="source")
     destination = GroupRefFilter(field_name="destination")
     status = django_filters.ChoiceFilter(choices=BookingStatus.choices)
@@ -70,9 +71,6 @@ class BookingFilter(django_filters.FilterSet):
     class Meta:
         model = Booking
         fields = ["group", "source", "destination", "status", "kind", "external_id", "start", "end"]
-
-    def filter_group(self, queryset, name, value):
-        return queryset.filter(group_q("source", value) | group_q("destination", value))
 
 
 @extend_schema_view(
@@ -193,7 +191,7 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVie
 
 class LedgerLineFilter(django_filters.FilterSet):
     booking = django_filters.UUIDFilter(field_name="booking_id")
-    group = GroupRefFilter(method="filter_group", label="Source or destination (id or code)")
+    group = GroupRefFilter(fields=("source", "destination"), label="Source or destination (id or code)")
     source = GroupRefFilter(field_name="source")
     destination = GroupRefFilter(field_name="destination")
     status = django_filters.ChoiceFilter(choices=BookingStatus.choices, method="filter_status")
@@ -203,9 +201,6 @@ class LedgerLineFilter(django_filters.FilterSet):
     class Meta:
         model = LedgerLine
         fields = ["booking", "group", "source", "destination", "status", "start", "end"]
-
-    def filter_group(self, queryset, name, value):
-        return queryset.filter(group_q("source", value) | group_q("destination", value))
 
     def filter_status(self, queryset, name, value):
         return queryset.filter(is_final=value == BookingStatus.FINAL)

@@ -16,7 +16,7 @@ import io
 import re
 from dataclasses import dataclass, field
 
-from bkm.quarters import UTC, site_zone
+from core.quarters import UTC, site_zone
 
 COLUMNS = ("source", "destination", "start", "end", "energy_wh", "status", "external_id", "name")
 REQUIRED_COLUMNS = ("source", "destination", "start", "end", "energy_wh")

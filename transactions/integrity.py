@@ -1,23 +1,13 @@
-"""Ledger invariants, checked by ``manage.py check_ledger`` (and by the tests after every step).
+"""Ledger invariants for ``manage.py check_ledger`` (registered with ``core.integrity``).
 
-Each check is a function ``(tenant_ids) -> list[Violation]`` that reads with SQL aggregates and
-never loads the ledger into memory. Other apps add theirs to ``CHECKS``.
+Each check is ``(tenant_ids) -> list[Violation]``, reads with SQL aggregates and never loads the
+ledger into memory.
 """
-
-from dataclasses import dataclass
 
 from django.db.models import Count, F, Q, Sum
 
-from settlement.integrity import SETTLEMENT_CHECKS
+from core.integrity import MAX_REPORTED, Violation
 from transactions.models import Booking, BookingStatus, LedgerLine
-
-MAX_REPORTED = 50
-
-
-@dataclass(frozen=True)
-class Violation:
-    check: str
-    detail: str
 
 
 def _lines(tenant_ids):
@@ -139,12 +129,4 @@ def check_alignment(tenant_ids=None) -> list[Violation]:
     ]
 
 
-CHECKS = [check_zero_sum, check_lines_against_bookings, check_tenancy, check_alignment]
-CHECKS += SETTLEMENT_CHECKS  # imbalances, settlement keys, settled windows
-
-
-def ledger_violations(tenant_ids=None) -> list[Violation]:
-    violations = []
-    for check in CHECKS:
-        violations.extend(check(tenant_ids))
-    return violations
+LEDGER_CHECKS = [check_zero_sum, check_lines_against_bookings, check_tenancy, check_alignment]

@@ -3,10 +3,9 @@ import uuid
 from django.db import models
 from django.db.models import F, Q
 
+from core.status import Status
 
-class BookingStatus(models.TextChoices):
-    PROVISIONAL = "provisional", "Provisional"
-    FINAL = "final", "Final"
+BookingStatus = Status  # a booking's status is one of the ledger's two statuses
 
 
 class BookingKind(models.TextChoices):
@@ -113,6 +112,11 @@ class LedgerLine(models.Model):
 class ClarificationReason(models.TextChoices):
     PERIOD_CLOSED = "PERIOD_CLOSED", "Closed period"
     GROUP_NOT_VALID = "GROUP_NOT_VALID", "Group not valid for the period"
+
+    @classmethod
+    def for_error(cls, error) -> "ClarificationReason":
+        """The reason a refusal (``PeriodClosed`` or ``GroupNotValid``) is kept for."""
+        return cls.PERIOD_CLOSED if error.code == cls.PERIOD_CLOSED else cls.GROUP_NOT_VALID
 
 
 class ClarificationStatus(models.TextChoices):

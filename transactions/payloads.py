@@ -1,21 +1,33 @@
-"""Turning a booking payload (API item, CSV row, clarification case) into service arguments."""
+"""The one validation of a booking, for every channel (single API call, bulk item, CSV row, case).
 
-from bkm.errors import InvalidInput
-from bkm.quarters import parse_instant
+``booking_fields_from_payload`` checks the shape of an API-shaped item and parses its instants;
+``clean_booking`` checks the values (groups already resolved) and returns them normalised.
+``booking_create`` and bulk ingestion both call these, so a booking is refused with the same
+code and message whichever way it arrives.
+"""
+
+from core.errors import InvalidInput
+from core.quarters import parse_instant, require_window
+from transactions.models import BookingStatus
 
 BOOKING_FIELDS = ("external_id", "name", "source", "destination", "start", "end", "energy_wh", "status")
 REQUIRED_FIELDS = ("source", "destination", "start", "end", "energy_wh")
+ALLOWED_FIELDS = frozenset(BOOKING_FIELDS) | {"id", "kind", "lines"}  # read-only fields of a booking
+MAX_ENERGY_WH = 10**15  # a petawatt-hour: far above any site, far below BIGINT overflow
+MAX_TEXT = 200
 
 
-def booking_fields_from_payload(payload: dict) -> dict:
+def booking_fields_from_payload(payload: dict, instants: dict | None = None) -> dict:
     """Validate the shape of one booking item and parse its instants.
 
-    Group references stay as given (id or code); ``booking_create`` resolves them within the tenant.
+    Group references stay as given (id or code); the caller resolves them within the tenant.
+    ``instants`` caches parsed instants by their text across the items of one request.
     """
-    if not isinstance(payload, dict):
+    if type(payload) is not dict:
         raise InvalidInput("Each booking must be a JSON object.")
-    unknown = sorted(set(payload) - set(BOOKING_FIELDS) - {"id", "kind", "lines"})
+    unknown = payload.keys() - ALLOWED_FIELDS
     if unknown:
+        unknown = sorted(unknown)
         raise InvalidInput(
             f"Unknown field(s): {', '.join(unknown)}.", errors={field: ["Unknown field."] for field in unknown}
         )
@@ -27,14 +39,64 @@ def booking_fields_from_payload(payload: dict) -> dict:
     for field in ("source", "destination"):
         if not isinstance(payload[field], str):
             raise InvalidInput.for_field(field, f"{field} must be a group id or code.")
-    fields = {
+    return {
         "source": payload["source"],
         "destination": payload["destination"],
-        "start": parse_instant(payload["start"], "start"),
-        "end": parse_instant(payload["end"], "end"),
+        "start": _instant(payload["start"], "start", instants),
+        "end": _instant(payload["end"], "end", instants),
         "energy_wh": payload["energy_wh"],
-        "status": payload.get("status") or "provisional",
+        "status": payload.get("status") or BookingStatus.PROVISIONAL.value,
         "external_id": payload.get("external_id"),
         "name": payload.get("name") or "",
     }
-    return fields
+
+
+def _instant(value, field: str, instants: dict | None):
+    if instants is None or type(value) is not str:
+        return parse_instant(value, field)
+    parsed = instants.get(value)
+    if parsed is None:
+        parsed = instants[value] = parse_instant(value, field)
+    return parsed
+
+
+def validate_energy(energy_wh) -> int:
+    if isinstance(energy_wh, bool) or not isinstance(energy_wh, int):
+        raise InvalidInput.for_field("energy_wh", "energy_wh must be a whole number of watt-hours.")
+    if energy_wh <= 0:
+        raise InvalidInput.for_field("energy_wh", "energy_wh must be greater than 0.")
+    if energy_wh > MAX_ENERGY_WH:
+        raise InvalidInput.for_field("energy_wh", f"energy_wh must be at most {MAX_ENERGY_WH}.")
+    return energy_wh
+
+
+def validate_status(status) -> str:
+    if status not in BookingStatus.values:
+        raise InvalidInput.for_field("status", f"status must be one of {', '.join(BookingStatus.values)}.")
+    return status
+
+
+def clean_booking(*, source, destination, start, end, energy_wh, status, external_id, name) -> dict:
+    """The booking's values checked and normalised (instants in UTC); ``source`` and ``destination``
+    are resolved groups. The keys are the booking's own fields."""
+    if source.pk == destination.pk:
+        raise InvalidInput.for_field("destination", "source and destination must be different groups.")
+    start, end = require_window(start, end)
+    energy_wh = validate_energy(energy_wh)
+    status = validate_status(status)
+    if external_id is not None and (
+        not isinstance(external_id, str) or not external_id.strip() or len(external_id) > MAX_TEXT
+    ):
+        raise InvalidInput.for_field("external_id", "external_id must be a non-empty string of at most 200 characters.")
+    if not isinstance(name, str) or len(name) > MAX_TEXT:
+        raise InvalidInput.for_field("name", "name must be a string of at most 200 characters.")
+    return {
+        "source_id": source.pk,
+        "destination_id": destination.pk,
+        "start": start,
+        "end": end,
+        "energy_wh": energy_wh,
+        "status": status,
+        "name": name,
+        "external_id": external_id,
+    }

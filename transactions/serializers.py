@@ -1,9 +1,9 @@
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
-from bkm.quarters import QUARTER
-from bkm.rest.fields import InstantField, WattHoursField, format_instant
-from bkm.rest.serializers import RefuseUnknownFieldsMixin
+from core.quarters import QUARTER
+from core.rest.fields import InstantField, WattHoursField, format_instant
+from core.rest.serializers import RefuseUnknownFieldsMixin
 from transactions.models import BookingKind, BookingStatus, ClarificationStatus
 
 

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from balance_groups.audit import actor_label, audit_record
 from balance_groups.models import BalanceGroup
 from balance_groups.selectors import group_get, groups_locked_for_booking
-from bkm.audit import actor_label, audit_record
-from bkm.errors import BkmError, BookingFinal, Conflict, InvalidInput, PeriodClosed
-from bkm.quarters import iter_quarters, require_aligned, require_window, split_energy
+from core.errors import BkmError, BookingFinal, Conflict, GroupNotValid, InvalidInput, PeriodClosed
+from core.ledger import ledger_changed
+from core.quarters import from_epoch, require_aligned, to_epoch
+from core.splitting import quarter_parts
 from transactions.models import (
     Booking,
     BookingKind,
@@ -20,42 +22,14 @@ from transactions.models import (
     ClarificationStatus,
     LedgerLine,
 )
-from transactions.payloads import booking_fields_from_payload
+from transactions.payloads import booking_fields_from_payload, clean_booking
 from transactions.selectors import group_bookings
-
-MAX_ENERGY_WH = 10**15  # a petawatt-hour: far above any site, far below BIGINT overflow
-
-
-class GroupNotValid(InvalidInput):
-    """A group is not valid over the whole period: refused and kept as a clarification case."""
 
 
 @dataclass(frozen=True)
 class BookingResult:
     booking: Booking
     outcome: str  # "created", "replaced" or "unchanged"
-
-
-def _ledger_changed(*, tenant_id, start, end):
-    from settlement.dirty import ledger_changed
-
-    ledger_changed(tenant_id=tenant_id, start=start, end=end)
-
-
-def validate_energy(energy_wh) -> int:
-    if isinstance(energy_wh, bool) or not isinstance(energy_wh, int):
-        raise InvalidInput.for_field("energy_wh", "energy_wh must be a whole number of watt-hours.")
-    if energy_wh <= 0:
-        raise InvalidInput.for_field("energy_wh", "energy_wh must be greater than 0.")
-    if energy_wh > MAX_ENERGY_WH:
-        raise InvalidInput.for_field("energy_wh", f"energy_wh must be at most {MAX_ENERGY_WH}.")
-    return energy_wh
-
-
-def validate_status(status) -> str:
-    if status not in BookingStatus.values:
-        raise InvalidInput.for_field("status", f"status must be one of {', '.join(BookingStatus.values)}.")
-    return status
 
 
 def check_bookable(*, source: BalanceGroup, destination: BalanceGroup, start, end) -> None:
@@ -75,8 +49,7 @@ def check_bookable(*, source: BalanceGroup, destination: BalanceGroup, start, en
 
 
 def build_lines(booking: Booking) -> list[LedgerLine]:
-    quarters = list(iter_quarters(booking.start, booking.end))
-    parts = split_energy(booking.energy_wh, len(quarters))
+    """The booking's quarter-hour lines by the exact split (``core.splitting.quarter_parts``)."""
     final = booking.status == BookingStatus.FINAL
     return [
         LedgerLine(
@@ -84,12 +57,11 @@ def build_lines(booking: Booking) -> list[LedgerLine]:
             tenant_id=booking.tenant_id,
             source_id=booking.source_id,
             destination_id=booking.destination_id,
-            quarter_start=quarter,
+            quarter_start=from_epoch(epoch),
             energy_wh=energy,
             is_final=final,
         )
-        for quarter, energy in zip(quarters, parts, strict=True)
-        if energy > 0
+        for epoch, energy in quarter_parts(to_epoch(booking.start), to_epoch(booking.end), booking.energy_wh)
     ]
 
 
@@ -99,19 +71,16 @@ def _same_content(booking: Booking, fields: dict) -> bool:
 
 def clarification_record(*, tenant, actor, error: BkmError, payload: dict, channel: str) -> ClarificationCase:
     """Keep refused input for an operator. Runs in its own transaction so it survives the refusal."""
-    reason = (
-        ClarificationReason.PERIOD_CLOSED if isinstance(error, PeriodClosed) else ClarificationReason.GROUP_NOT_VALID
-    )
     with transaction.atomic():
         case = ClarificationCase.objects.create(
             tenant=tenant,
-            reason=reason,
+            reason=ClarificationReason.for_error(error),
             detail=error.detail,
             payload=payload,
             channel=channel,
             created_by=actor_label(actor),
         )
-        audit_record(tenant=tenant, actor=actor, action="clarification.create", obj=case, data={"reason": reason})
+        audit_record(tenant=tenant, actor=actor, action="clarification.create", obj=case, data={"reason": case.reason})
     return case
 
 
@@ -136,28 +105,17 @@ def booking_create(
     provisional booking and is refused for a final one. Input refused because of a closed
     period or a group that is not valid is kept as a clarification case (``payload``).
     """
-    source = group_get(tenant=tenant, ref=source)
-    destination = group_get(tenant=tenant, ref=destination)
-    if source.pk == destination.pk:
-        raise InvalidInput.for_field("destination", "source and destination must be different groups.")
-    start, end = require_window(start, end)
-    energy_wh = validate_energy(energy_wh)
-    status = validate_status(status)
-    if external_id is not None and (
-        not isinstance(external_id, str) or not external_id.strip() or len(external_id) > 200
-    ):
-        raise InvalidInput.for_field("external_id", "external_id must be a non-empty string of at most 200 characters.")
-    if not isinstance(name, str) or len(name) > 200:
-        raise InvalidInput.for_field("name", "name must be a string of at most 200 characters.")
-    content = {
-        "source_id": source.pk,
-        "destination_id": destination.pk,
-        "start": start,
-        "end": end,
-        "energy_wh": energy_wh,
-        "status": status,
-        "name": name,
-    }
+    content = clean_booking(
+        source=group_get(tenant=tenant, ref=source),
+        destination=group_get(tenant=tenant, ref=destination),
+        start=start,
+        end=end,
+        energy_wh=energy_wh,
+        status=status,
+        external_id=external_id,
+        name=name,
+    )
+    external_id = content.pop("external_id")
     if external_id is not None:
         # Re-sending what is stored already changes nothing, even once the period is closed.
         existing = Booking.objects.filter(tenant=tenant, external_id=external_id).first()
@@ -219,8 +177,8 @@ def _booking_write(*, tenant, actor, external_id, content) -> BookingResult:
         existing.save()
         LedgerLine.objects.bulk_create(build_lines(existing))
         audit_record(tenant=tenant, actor=actor, action="booking.replace", obj=existing, data=_audit_content(content))
-        _ledger_changed(tenant_id=tenant.pk, start=old_window[0], end=old_window[1])
-        _ledger_changed(tenant_id=tenant.pk, start=existing.start, end=existing.end)
+        ledger_changed(tenant_id=tenant.pk, start=old_window[0], end=old_window[1])
+        ledger_changed(tenant_id=tenant.pk, start=existing.start, end=existing.end)
         return BookingResult(existing, "replaced")
     with transaction.atomic():
         booking = Booking.objects.create(
@@ -234,7 +192,7 @@ def _booking_write(*, tenant, actor, external_id, content) -> BookingResult:
         )
     LedgerLine.objects.bulk_create(build_lines(booking))
     audit_record(tenant=tenant, actor=actor, action="booking.create", obj=booking, data=_audit_content(content))
-    _ledger_changed(tenant_id=tenant.pk, start=booking.start, end=booking.end)
+    ledger_changed(tenant_id=tenant.pk, start=booking.start, end=booking.end)
     return BookingResult(booking, "created")
 
 
@@ -258,7 +216,7 @@ def booking_finalize(*, booking: Booking, actor) -> Booking:
     booking.save(update_fields=["status", "finalized_at", "updated_by", "updated_at"])
     booking.lines.update(is_final=True)
     audit_record(tenant=booking.tenant, actor=actor, action="booking.finalize", obj=booking)
-    _ledger_changed(tenant_id=booking.tenant_id, start=booking.start, end=booking.end)
+    ledger_changed(tenant_id=booking.tenant_id, start=booking.start, end=booking.end)
     return booking
 
 
@@ -324,7 +282,7 @@ def booking_reverse(*, booking: Booking, actor) -> Booking:
     audit_record(
         tenant=booking.tenant, actor=actor, action="booking.reverse", obj=reversal, data={"reverses": str(booking.pk)}
     )
-    _ledger_changed(tenant_id=booking.tenant_id, start=booking.start, end=booking.end)
+    ledger_changed(tenant_id=booking.tenant_id, start=booking.start, end=booking.end)
     return reversal
 
 

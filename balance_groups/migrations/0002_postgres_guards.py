@@ -1,6 +1,6 @@
 from django.db import migrations
 
-from bkm.db import aligned_check_sql
+from core.db import aligned_check_sql
 
 
 class Migration(migrations.Migration):

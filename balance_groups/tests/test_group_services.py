@@ -5,15 +5,9 @@ import pytest
 from balance_groups.models import AuditEntry, BalanceGroup
 from balance_groups.selectors import group_get
 from balance_groups.services import group_close, group_create, group_delete, group_update
-from bkm.errors import Conflict, InvalidInput, InvalidTimeAlignment, NotFound
+from core.errors import Conflict, InvalidInput, InvalidTimeAlignment, NotFound
+from core.testing import T0, UTC, at
 from transactions.services import booking_create
-
-UTC = dt.UTC
-T0 = dt.datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def at(hours: float) -> dt.datetime:
-    return T0 + dt.timedelta(hours=hours)
 
 
 def test_group_create_stores_group_and_audits(tenant, operator):

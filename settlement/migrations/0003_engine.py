@@ -6,7 +6,7 @@ import django.db.models.deletion
 import django.db.models.expressions
 from django.db import migrations, models
 
-from bkm.db import aligned_check_sql
+from core.db import aligned_check_sql
 
 
 class Migration(migrations.Migration):

@@ -2,12 +2,10 @@ import datetime as dt
 
 import pytest
 
-from settlement.rules import rule_change
-from transactions.integrity import ledger_violations
-from transactions.services import booking_create
+from core.integrity import ledger_violations
+from core.testing import T0, UTC
+from settlement.services import rule_change
 
-UTC = dt.UTC
-T0 = dt.datetime(2026, 1, 1, tzinfo=UTC)
 DAY = dt.datetime(2026, 1, 15, tzinfo=UTC)  # a winter day: local day = [DAY - 1h, DAY + 23h)
 NOW = dt.datetime(2026, 6, 1, 10, 7, tzinfo=UTC)
 
@@ -42,36 +40,6 @@ def rule(operator):
         )
 
     return make
-
-
-@pytest.fixture
-def book(tenant, operator):
-    def make(source, destination, start, end, energy_wh, status="provisional", external_id=None):
-        return booking_create(
-            tenant=tenant,
-            actor=operator,
-            source=source,
-            destination=destination,
-            start=start,
-            end=end,
-            energy_wh=energy_wh,
-            status=status,
-            external_id=external_id,
-        ).booking
-
-    return make
-
-
-@pytest.fixture
-def manual_settlement(monkeypatch):
-    """Writes only mark days dirty (as with a broker and no worker); the test runs the engine."""
-    from bkm.celery import app
-
-    monkeypatch.setattr("settlement.dirty._enqueue", lambda tenant_id: None)
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = False
-    yield
-    app.conf.task_always_eager = previous
 
 
 @pytest.fixture

@@ -5,10 +5,10 @@ import threading
 import pytest
 from django.db import connection
 
+from core.integrity import ledger_violations
 from settlement.models import RunStatus, SettlementBooking
 from settlement.services import settlement_run
 from settlement.tests.conftest import at
-from transactions.integrity import ledger_violations
 from transactions.models import Booking, BookingKind, LedgerLine
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -42,7 +42,7 @@ def in_threads(count, target):
     return results, errors
 
 
-def test_two_concurrent_runs_give_the_ledger_of_one(site, rule, book, manual_settlement):
+def test_two_concurrent_runs_give_the_ledger_of_one(site, rule, book, broker_mode):
     rule(site["APT"], [(site["FLOOR"], 10000)])
     rule(site["FLOOR"], [(site["HOUSE"], 10000)], interval="1h")
     rule(site["PV"], [(site["H1"], 6000), (site["H2"], 4000)])
@@ -71,7 +71,7 @@ def test_two_concurrent_runs_give_the_ledger_of_one(site, rule, book, manual_set
     assert settlement_ledger() == concurrent
 
 
-def test_runs_racing_ingestion_end_consistent(site, rule, book, manual_settlement):
+def test_runs_racing_ingestion_end_consistent(site, rule, book, broker_mode):
     from transactions.services import booking_create
 
     rule(site["PV"], [(site["HOUSE"], 10000)])

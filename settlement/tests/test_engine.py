@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from bkm.quarters import local_day_bounds
+from core.quarters import local_day_bounds
 from settlement.models import Imbalance, RunStatus, SettlementBooking
 from settlement.selectors import group_balance, imbalance_list
 from settlement.services import settlement_run
@@ -90,7 +90,7 @@ def test_60_40_split_onto_two_parents_with_an_odd_total(site, rule, book, clean_
     clean_ledger()
 
 
-def test_three_levels_settle_in_one_run(site, rule, book, manual_settlement, clean_ledger):
+def test_three_levels_settle_in_one_run(site, rule, book, broker_mode, clean_ledger):
     rule(site["APT"], [(site["FLOOR"], 10000)])
     rule(site["FLOOR"], [(site["HOUSE"], 10000)])
     rule(site["PV"], [(site["HOUSE"], 10000)])
@@ -179,7 +179,7 @@ def test_rule_change_takes_effect_at_the_next_quarter_hour_only(site, rule, book
     clean_ledger()
 
 
-def test_windows_that_have_not_ended_are_not_settled(site, rule, book, manual_settlement):
+def test_windows_that_have_not_ended_are_not_settled(site, rule, book, broker_mode):
     rule(site["PV"], [(site["HOUSE"], 10000)], interval="1h")
     book(site["PV"], site["APT"], at(10), at(10, 15), 100)
 
@@ -189,7 +189,7 @@ def test_windows_that_have_not_ended_are_not_settled(site, rule, book, manual_se
     assert SettlementBooking.objects.get().booking.energy_wh == 100
 
 
-def test_run_repeated_changes_nothing(site, rule, book, manual_settlement, clean_ledger):
+def test_run_repeated_changes_nothing(site, rule, book, broker_mode, clean_ledger):
     rule(site["PV"], [(site["H1"], 6000), (site["H2"], 4000)], interval="1h")
     rule(site["APT"], [(site["HOUSE"], 10000)])
     book(site["PV"], site["APT"], at(10), at(12), 12345)
@@ -205,13 +205,13 @@ def test_run_repeated_changes_nothing(site, rule, book, manual_settlement, clean
     clean_ledger()
 
 
-def test_exception_halfway_leaves_nothing_partial(site, rule, book, manual_settlement, monkeypatch, clean_ledger):
+def test_exception_halfway_leaves_nothing_partial(site, rule, book, broker_mode, monkeypatch, clean_ledger):
     rule(site["APT"], [(site["FLOOR"], 10000)])
     rule(site["FLOOR"], [(site["HOUSE"], 10000)])
     book(site["GRID"], site["APT"], at(10), at(10, 15), 700)
-    from settlement import services
+    from settlement.engine import units
 
-    real = services._apply_level
+    real = units.apply_level
     calls = []
 
     def failing(**kwargs):
@@ -220,7 +220,7 @@ def test_exception_halfway_leaves_nothing_partial(site, rule, book, manual_settl
         if len(calls) == 1:  # after the first level was written, before the second
             raise RuntimeError("injected failure")
 
-    monkeypatch.setattr(services, "_apply_level", failing)
+    monkeypatch.setattr(units, "apply_level", failing)
     with pytest.raises(RuntimeError):
         settlement_run(tenant=site["APT"].tenant, start=at(10), end=at(11))
 
@@ -230,7 +230,7 @@ def test_exception_halfway_leaves_nothing_partial(site, rule, book, manual_settl
     failed = site["APT"].tenant.settlement_runs.get()
     assert failed.status == RunStatus.FAILED and "injected failure" in failed.error
 
-    monkeypatch.setattr(services, "_apply_level", real)
+    monkeypatch.setattr(units, "apply_level", real)
     run = settlement_run(tenant=site["APT"].tenant, start=at(10), end=at(11))
     assert run.bookings_created == 2
     assert nets(site["FLOOR"], at(10), at(10, 15)) == [0]

@@ -2,14 +2,12 @@ import datetime as dt
 
 import pytest
 
-from bkm.errors import InvalidInput, InvalidTimeAlignment
+from core.errors import InvalidInput, InvalidTimeAlignment
+from core.testing import T0, UTC
 from settlement.models import SettlementRule
-from settlement.rules import rule_change, rule_in_force
-from settlement.selectors import hierarchy_tree
-
-UTC = dt.UTC
-T0 = dt.datetime(2026, 1, 1, tzinfo=UTC)
-NOW = dt.datetime(2026, 6, 1, 10, 7, tzinfo=UTC)
+from settlement.selectors import hierarchy_tree, rule_in_force
+from settlement.services import rule_change
+from settlement.tests.conftest import NOW
 
 
 @pytest.fixture

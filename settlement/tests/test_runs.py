@@ -8,13 +8,14 @@ from django.core.management import CommandError, call_command
 from django_celery_beat.models import PeriodicTask
 
 from balance_groups.models import AuditEntry
-from bkm.errors import InvalidInput, InvalidTimeAlignment
+from core.errors import InvalidInput, InvalidTimeAlignment
+from core.integrity import registered_checks
+from settlement.engine.windows import unit_bounds
 from settlement.integrity import check_imbalances, check_settled_windows, check_settlement_keys
 from settlement.models import DirtyDay, Imbalance, RunStatus, SettlementBooking, SettlementRun
 from settlement.selectors import settlement_run_list
-from settlement.services import settlement_dirty_process, settlement_run_request, unit_bounds
+from settlement.services import settlement_dirty_process, settlement_run_request
 from settlement.tests.conftest import DAY, at
-from transactions.integrity import CHECKS
 from transactions.models import Booking, BookingKind
 
 pytestmark = pytest.mark.django_db
@@ -28,8 +29,8 @@ def test_units_are_local_days():
     assert (spring[0][1] - spring[0][0]) == dt.timedelta(hours=23)
 
 
-def test_request_in_process_without_broker_runs_and_records_counts(site, rule, book, operator, manual_settlement):
-    from bkm.celery import app
+def test_request_in_process_without_broker_runs_and_records_counts(site, rule, book, operator, broker_mode):
+    from celery import current_app as app
 
     rule(site["PV"], [(site["HOUSE"], 10000)])
     book(site["PV"], site["APT"], at(10), at(11), 1001)
@@ -49,10 +50,10 @@ def test_request_in_process_without_broker_runs_and_records_counts(site, rule, b
 
 
 def test_request_with_broker_enqueues_on_commit_only(
-    site, operator, manual_settlement, django_capture_on_commit_callbacks, monkeypatch
+    site, operator, broker_mode, django_capture_on_commit_callbacks, monkeypatch
 ):
     sent = []
-    monkeypatch.setattr("settlement.tasks.settlement_run_task.delay", lambda run_id: sent.append(run_id))
+    monkeypatch.setattr("core.jobs.send", lambda name, kwargs: sent.append(kwargs["run_id"]))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         run = settlement_run_request(tenant=site["PV"].tenant, actor=operator, start=at(0), end=at(24))
         assert sent == []
@@ -78,10 +79,10 @@ def test_request_validates_the_window(site, operator, start, end, error):
 
 
 def test_writes_mark_dirty_days_and_enqueue_on_commit(
-    site, book, manual_settlement, monkeypatch, django_capture_on_commit_callbacks
+    site, book, broker_mode, monkeypatch, django_capture_on_commit_callbacks
 ):
     enqueued = []
-    monkeypatch.setattr("settlement.dirty._enqueue", enqueued.append)
+    monkeypatch.setattr("core.jobs.send", lambda name, kwargs: enqueued.append(kwargs["tenant_id"]))
     with django_capture_on_commit_callbacks(execute=True):
         book(site["GRID"], site["APT"], at(22), at(26), 400)  # crosses local midnight (23:00Z)
     assert sorted(DirtyDay.objects.values_list("day_start", flat=True)) == [at(-1), at(23)]
@@ -97,7 +98,7 @@ def test_writes_mark_dirty_days_and_enqueue_on_commit(
     assert settlement_dirty_process(tenant_id=site["GRID"].tenant.pk, now=at(48)) == []  # nothing left
 
 
-def test_periodic_job_settles_windows_that_ended_after_the_write(site, rule, book, manual_settlement):
+def test_periodic_job_settles_windows_that_ended_after_the_write(site, rule, book, broker_mode):
     rule(site["PV"], [(site["HOUSE"], 10000)], interval="1h")
     tenant = site["PV"].tenant
     book(site["PV"], site["APT"], at(10), at(10, 15), 100)
@@ -137,7 +138,7 @@ def test_beat_migration_keeps_admin_edits(db):
     )
 
 
-def test_settle_command_reports_progress_and_counts(site, rule, book, manual_settlement):
+def test_settle_command_reports_progress_and_counts(site, rule, book, broker_mode):
     rule(site["PV"], [(site["HOUSE"], 10000)])
     book(site["PV"], site["APT"], at(10), at(11), 1001)
     out = StringIO()
@@ -162,7 +163,7 @@ def test_settle_command_reports_progress_and_counts(site, rule, book, manual_set
 
 
 def test_settlement_checks_are_registered_and_find_breakage(site, rule, book):
-    assert {check_imbalances, check_settlement_keys, check_settled_windows} <= set(CHECKS)
+    assert {check_imbalances, check_settlement_keys, check_settled_windows} <= set(registered_checks())
     rule(site["PV"], [(site["HOUSE"], 10000)])
     book(site["PV"], site["APT"], at(10), at(10, 15), 100)
     assert check_imbalances() == check_settlement_keys() == check_settled_windows() == []
@@ -176,7 +177,7 @@ def test_settlement_checks_are_registered_and_find_breakage(site, rule, book):
     assert Booking.objects.filter(kind=BookingKind.SETTLEMENT).count() == 1
 
 
-def test_dirty_days_are_skipped_by_the_checks(site, book, manual_settlement):
+def test_dirty_days_are_skipped_by_the_checks(site, book, broker_mode):
     book(site["GRID"], site["APT"], at(10), at(10, 15), 100)
     assert check_imbalances() == []  # pending for the worker, not wrong
     DirtyDay.objects.all().delete()
@@ -191,7 +192,7 @@ def test_day_boundary_is_local_midnight(site, rule, book):
     assert settlement.lines.count() == 96 and set(settlement.lines.values_list("energy_wh", flat=True)) == {1}
 
 
-def test_runs_and_imbalances_are_visible_in_admin(site, rule, book, client, django_user_model, manual_settlement):
+def test_runs_and_imbalances_are_visible_in_admin(site, rule, book, client, django_user_model, broker_mode):
     rule(site["PV"], [(site["HOUSE"], 10000)])
     book(site["PV"], site["APT"], at(10), at(11), 1001)
     from settlement.services import settlement_run

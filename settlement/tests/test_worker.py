@@ -10,10 +10,10 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from core.integrity import ledger_violations
 from settlement.models import DirtyDay, RunStatus, SettlementRun
 from settlement.services import settlement_run_request
 from settlement.tests.conftest import at
-from transactions.integrity import ledger_violations
 from transactions.models import Booking, BookingKind
 
 pytestmark = [
@@ -34,7 +34,7 @@ def _database_url() -> str:
 
 @pytest.fixture
 def worker(tmp_path):
-    from bkm.celery import app
+    from celery import current_app as app
 
     assert not app.conf.task_always_eager
     app.control.purge()  # leftovers of earlier runs on this broker database

@@ -4,11 +4,13 @@ import datetime as dt
 
 import pytest
 
-from bkm.quarters import local_day_bounds
+from core.quarters import local_day_bounds, to_epoch
+from settlement.engine.diff import NewBooking
+from settlement.engine.nets import Wanted
+from settlement.engine.writers import create_settlement_bookings
 from settlement.models import SettlementBooking
-from settlement.services import _create_copy, _create_rows, _epoch, _Wanted
 from settlement.tests.conftest import at
-from transactions.models import Booking, BookingKind, BookingStatus, LedgerLine
+from transactions.models import Booking, BookingKind, LedgerLine
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
@@ -32,7 +34,7 @@ def _snapshot(booking_ids, offset):
     return sorted(bookings), sorted(links), sorted(lines)
 
 
-def test_copy_writer_matches_the_portable_writer(tenant, site, rule):
+def test_copy_writer_matches_the_portable_writer(tenant, site, rule, monkeypatch):
     version = rule(site["PV"], [(site["HOUSE"], 6000), (site["GRID"], 4000)])
     day_start, day_end = local_day_bounds(dt.date(2026, 1, 15))
     pv, house, grid = site["PV"].pk, site["HOUSE"].pk, site["GRID"].pk
@@ -46,22 +48,27 @@ def test_copy_writer_matches_the_portable_writer(tenant, site, rule):
     ]
     to_create = []
     for revision, (parent, start, end, amount, final) in enumerate(cases):
-        want = _Wanted(version.pk, pv, parent, start, end, amount, final, _epoch(start))
-        status = BookingStatus.FINAL if final else BookingStatus.PROVISIONAL
-        to_create.append((want, amount, revision, status, False))
+        want = Wanted(version.pk, pv, parent, start, end, amount, final, to_epoch(start))
+        to_create.append(NewBooking(want, amount, revision, final, False))
     codes = {pv: "PV\tA\\B"}  # escaped in COPY text
 
     def written(writer, offset):
         """The rows ``writer`` adds, under revisions moved by ``offset`` (the key is unique)."""
         before = set(Booking.objects.filter(kind=BookingKind.SETTLEMENT).values_list("pk", flat=True))
-        moved = [(want, amount, revision + offset, *rest) for want, amount, revision, *rest in to_create]
-        writer(tenant_id=tenant.pk, to_create=moved, codes=codes, now=NOW)
+        moved = [NewBooking(new.want, new.amount, new.revision + offset, new.final, False) for new in to_create]
+        writer(tenant_id=tenant.pk, new=moved, codes=codes, now=NOW)
         new = Booking.objects.filter(kind=BookingKind.SETTLEMENT).exclude(pk__in=before)
         ids = [booking.pk for booking in sorted(new, key=lambda booking: booking.settlement.revision)]
         return _snapshot(ids, offset)
 
-    copied = written(_create_copy, 0)
-    portable = written(_create_rows, 100)
+    def portable_writer(**kwargs):
+        """The same writer on its portable path (``bulk_create``, as on SQLite)."""
+        with monkeypatch.context() as patch:
+            patch.setattr("core.db.is_postgres", lambda conn=None: False)
+            create_settlement_bookings(**kwargs)
+
+    copied = written(create_settlement_bookings, 0)
+    portable = written(portable_writer, 100)
     assert copied == portable
     bookings, links, lines = copied
     assert len(bookings) == len(links) == 5

@@ -1,6 +1,6 @@
 from django.db import migrations
 
-from bkm.db import PostgresOnlySQL, aligned_check_sql
+from core.db import PostgresOnlySQL, aligned_check_sql
 
 # Final bookings and their lines never change: corrections are reversal bookings. The trigger
 # holds even for raw SQL, the admin or COPY-based tools. TRUNCATE (test teardown) is not a row

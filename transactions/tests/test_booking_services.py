@@ -4,9 +4,10 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from balance_groups.models import AuditEntry
-from bkm.errors import BookingFinal, Conflict, InvalidInput, InvalidTimeAlignment, NotFound, PeriodClosed
+from core.errors import BookingFinal, Conflict, InvalidInput, InvalidTimeAlignment, NotFound, PeriodClosed
+from core.integrity import ledger_violations
+from core.testing import at
 from settlement.selectors import group_balance
-from transactions.integrity import ledger_violations
 from transactions.models import Booking, ClarificationCase, LedgerLine
 from transactions.services import (
     booking_create,
@@ -15,13 +16,6 @@ from transactions.services import (
     bookings_finalize_until,
     clarification_resolve,
 )
-
-UTC = dt.UTC
-T0 = dt.datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def at(hours: float) -> dt.datetime:
-    return T0 + dt.timedelta(hours=hours)
 
 
 @pytest.fixture

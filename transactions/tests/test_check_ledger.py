@@ -4,11 +4,10 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from transactions.integrity import ledger_violations
+from core.integrity import ledger_violations
+from core.testing import T0
 from transactions.models import LedgerLine
 from transactions.services import booking_create
-
-T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture

@@ -4,13 +4,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from balance_groups.services import api_client_create
-
-UTC = dt.UTC
-T0 = dt.datetime(2026, 3, 2, tzinfo=UTC)  # a Monday, far from DST changes
-
-
-def iso(instant: dt.datetime) -> str:
-    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
+from core.testing import MONDAY as T0
+from core.testing import iso
 
 
 @pytest.fixture(autouse=True)

@@ -6,8 +6,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from balance_groups.factories import UserFactory
 from balance_groups.models import ApiClient, Tenant
-from bkm.factories import UserFactory
 from bkm.tests.api.conftest import booking_payload
 
 GROUPS = "/api/v1/balance-groups/"

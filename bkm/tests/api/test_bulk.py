@@ -7,8 +7,8 @@ import pytest
 from django.db import connection
 
 from balance_groups.models import AuditEntry
-from bkm.quarters import split_energy
 from bkm.tests.api.conftest import T0, booking_payload, iso
+from core.splitting import split_energy
 from transactions import bulk
 from transactions.bulk import bookings_bulk_ingest
 from transactions.models import Booking, ClarificationCase, LedgerLine
@@ -140,7 +140,7 @@ def test_item_limit(api, site, monkeypatch):
 
 
 def test_service_matches_single_booking_messages(tenant, site):
-    from bkm.errors import BkmError
+    from core.errors import BkmError
     from transactions.payloads import booking_fields_from_payload
     from transactions.services import booking_create
 

@@ -9,10 +9,10 @@ import datetime as dt
 import pytest
 
 from balance_groups.services import group_close
-from bkm.errors import PeriodClosed
 from bkm.tests.api.conftest import T0, booking_payload, iso
+from core.errors import PeriodClosed
 from settlement.models import SettlementRun
-from settlement.rules import rule_change
+from settlement.services import rule_change
 from transactions.models import ClarificationCase
 from transactions.services import booking_create
 

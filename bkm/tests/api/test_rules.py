@@ -4,8 +4,8 @@ import datetime as dt
 
 from django.utils import timezone
 
-from bkm.quarters import next_quarter_after
 from bkm.tests.api.conftest import T0, iso
+from core.quarters import next_quarter_after
 from settlement.models import SettlementRule
 
 RULES = "/api/v1/settlement-rules/"

@@ -1,9 +1,10 @@
 """The OpenAPI schema: generates without warnings, has every API.md path, documents errors."""
 
+import os
 import re
-from pathlib import Path
 
 import pytest
+from django.conf import settings
 from drf_spectacular.drainage import GENERATOR_STATS
 from drf_spectacular.generators import SchemaGenerator
 
@@ -25,6 +26,19 @@ API_MD_PATHS = [
     "/api/v1/clarifications/{id}/resolve",
 ]
 
+# Named in API.md and built by open issues (measurements and MSCONS, allocation schemes,
+# statements). Each must be absent from the schema: building one moves it to API_MD_PATHS.
+PENDING_PATHS = [
+    "/api/v1/measurements/",
+    "/api/v1/measurements/bulk",
+    "/api/v1/measurements/mscons",
+    "/api/v1/allocation-schemes/",
+    "/api/v1/allocation-schemes/{id}/",
+    "/api/v1/allocation-schemes/{id}/allocation",
+    "/api/v1/statements/",
+]
+API_MD = settings.BASE_DIR.parent / "shared" / "API.md"  # the spec beside the checkout
+
 
 @pytest.fixture(scope="module")
 def schema():
@@ -39,13 +53,19 @@ def test_schema_has_every_contract_path(schema):
     assert not missing
 
 
+def test_pending_contract_paths_are_not_built_yet(schema):
+    assert not [path for path in PENDING_PATHS if path in schema["paths"]]
+
+
 def test_contract_doc_paths_are_all_covered():
-    """Every path named in shared/API.md (when present) is in the list above."""
-    doc = Path("/work/shared/API.md")
-    if not doc.exists():
-        pytest.skip("API.md not available here")
-    named = set(re.findall(r"/api/v1/[a-z\-]+/(?:\{id\}/?)?[a-z]*", doc.read_text()))
-    unknown = [path for path in named if not any(path.rstrip("/") == known.rstrip("/") for known in API_MD_PATHS)]
+    """Every path named in shared/API.md (beside the checkout) is in one of the lists above."""
+    if not API_MD.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{API_MD} is missing: CI has the spec beside the checkout")
+        pytest.skip(f"{API_MD} is not available here")
+    named = set(re.findall(r"/api/v1/[a-z\-]+/(?:\{id\}/?)?[a-z]*", API_MD.read_text()))
+    known = [path.rstrip("/") for path in API_MD_PATHS + PENDING_PATHS]
+    unknown = [path for path in named if path.rstrip("/") not in known]
     assert named and not unknown
 
 

@@ -35,7 +35,7 @@ CHECKS = [
 
 @pytest.fixture
 def real_ids(site, tenant):
-    from settlement.rules import rule_change
+    from settlement.services import rule_change
 
     booking = booking_create(
         tenant=tenant,

@@ -13,7 +13,8 @@ import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from bkm.quarters import QUARTER, local_date, local_day_bounds, split_by_shares, split_energy
+from core.quarters import QUARTER, local_date, local_day_bounds
+from core.splitting import split_by_shares, split_energy
 
 UTC = dt.UTC
 BASE = dt.datetime(2025, 3, 29, 22, tzinfo=UTC)  # local midnight is 23:00Z; the clocks jump at 01:00Z

@@ -6,8 +6,9 @@ import random
 from collections import defaultdict
 
 from balance_groups.services import group_create
+from core.testing import iso
 from settlement.models import Imbalance, SettlementBooking
-from settlement.rules import rule_change
+from settlement.services import rule_change
 from transactions.models import Booking, BookingKind
 
 UTC = dt.UTC
@@ -56,10 +57,6 @@ def build_site(tenant, actor) -> dict:
             effective_from=T0,
         )
     return groups
-
-
-def iso(instant: dt.datetime) -> str:
-    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def universe(count: int, days: int, seed: int = 7, final_every: int = 0) -> list[dict]:

@@ -18,7 +18,7 @@ from schemathesis.checks import not_a_server_error
 
 from bkm.tests.reliability import figures
 from bkm.tests.reliability.world import HOUR, T0, build_world, fingerprint, iso
-from transactions.integrity import ledger_violations
+from core.integrity import ledger_violations
 
 pytestmark = pytest.mark.django_db
 

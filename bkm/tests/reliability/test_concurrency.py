@@ -16,12 +16,12 @@ import traceback
 import pytest
 from django.db import connections
 
-from bkm.factories import TenantFactory
+from balance_groups.factories import TenantFactory
 from bkm.tests.reliability import figures
 from bkm.tests.reliability.site import T0, build_site, iso, snapshot, universe
+from core.integrity import ledger_violations
 from settlement.services import settlement_dirty_process, settlement_run
 from transactions.bulk import bookings_bulk_ingest
-from transactions.integrity import ledger_violations
 from transactions.models import Booking, BookingKind
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -78,17 +78,6 @@ def _settle(tenant_id: int, worker: int, start, results) -> None:
         results.put(("error", worker, traceback.format_exc()))
     finally:
         connections.close_all()
-
-
-@pytest.fixture
-def broker_mode(monkeypatch):
-    from bkm.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = False
-    monkeypatch.setattr("settlement.dirty._enqueue", lambda tenant_id: None)
-    yield
-    app.conf.task_always_eager = previous
 
 
 def test_eight_ingesters_and_two_settlement_runs_end_as_a_sequential_run(broker_mode):
@@ -222,8 +211,8 @@ def test_a_booking_racing_the_close_of_its_period_is_refused_or_lands_before_it(
 
     from balance_groups.models import BalanceGroup
     from balance_groups.services import group_close
-    from bkm.errors import PeriodClosed
-    from bkm.quarters import QUARTER
+    from core.errors import PeriodClosed
+    from core.quarters import QUARTER
     from transactions import bulk, services
 
     tenant = TenantFactory(code=f"close-race-{channel}")

@@ -17,34 +17,21 @@ from django.conf import settings
 from django.db import DatabaseError, connection, connections, transaction
 from rest_framework.test import APIClient
 
+from balance_groups.factories import TenantFactory
 from balance_groups.models import AuditEntry
 from balance_groups.services import api_client_create, group_close
-from bkm.factories import TenantFactory
 from bkm.tests.reliability import figures
 from bkm.tests.reliability.site import T0, build_site, snapshot, universe
+from core.integrity import ledger_violations
+from settlement.engine.units import SETTLEMENT_LOCK as LOCK_NAMESPACE
 from settlement.models import DirtyDay, Imbalance, RunStatus, SettlementBooking, SettlementRun
-from settlement.services import LOCK_NAMESPACE, settlement_run, settlement_run_request
+from settlement.services import settlement_run, settlement_run_request
 from settlement.tasks import settle_dirty, settlement_run_task
 from transactions.bulk import bookings_bulk_ingest
-from transactions.integrity import ledger_violations
 from transactions.models import Booking, ClarificationCase, LedgerLine
 
 WAIT_SECONDS = 120
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def broker_mode(monkeypatch):
-    """As in production with a broker: writes mark days dirty and enqueue on commit (recorded here)."""
-    from bkm.celery import app
-
-    sent = []
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = False
-    monkeypatch.setattr("settlement.dirty._enqueue", lambda tenant_id: sent.append(("settle_dirty", tenant_id)))
-    monkeypatch.setattr("settlement.tasks.settlement_run_task.delay", lambda run_id: sent.append(("run", run_id)))
-    yield sent
-    app.conf.task_always_eager = previous
 
 
 def _tenant_with_site(code):
@@ -79,23 +66,25 @@ def _batch_with_a_closed_period(tenant):
 @pytest.mark.postgres
 def test_database_error_in_the_line_insert_leaves_nothing_of_the_batch(monkeypatch):
     """The bookings are in, the lines statement fails part-way (division by zero on the third
-    quarter-hour): the whole batch is rolled back, clarification cases and audit included."""
-    import transactions.bulk as bulk
+    row): the whole batch is rolled back, clarification cases and audit included."""
+    from transactions.writers import LedgerRows
 
     tenant = _tenant_with_site("fault-sql")
     items, refused = _batch_with_a_closed_period(tenant)
     audit_before = AuditEntry.objects.filter(tenant=tenant).count()
-    original = bulk.INSERT_LINES_SQL
-    failing = original.replace(
-        "s.energy_wh / n.n +", "s.energy_wh / (n.n * (CASE WHEN q.i = 2 THEN 0 ELSE 1 END)) +", 1
-    )
-    assert failing != bulk.INSERT_LINES_SQL
-    monkeypatch.setattr(bulk, "INSERT_LINES_SQL", failing)
+    original = LedgerRows.write
+
+    def failing(self):
+        self.bookings.write()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 / (3 - q) FROM generate_series(1, 3) AS q")
+
+    monkeypatch.setattr(LedgerRows, "write", failing)
     with pytest.raises(DatabaseError, match="division by zero"):
         bookings_bulk_ingest(tenant=tenant, actor="system:test", items=items)
     _nothing_of_the_batch(tenant, audit_before)
     figures.add("faults_injected")
-    monkeypatch.setattr(bulk, "INSERT_LINES_SQL", original)
+    monkeypatch.setattr(LedgerRows, "write", original)
     result = bookings_bulk_ingest(tenant=tenant, actor="system:test", items=items)  # the sender retries
     assert (result.created, len(result.rejected)) == (300 - refused, refused)
     assert ClarificationCase.objects.filter(tenant=tenant).count() == refused
@@ -113,7 +102,7 @@ def test_database_error_after_the_rows_are_written_leaves_nothing_of_the_batch(m
         assert Booking.objects.filter(tenant=tenant).count() == 300 - refused  # halfway: the rows are there
         raise DatabaseError("injected: connection lost")
 
-    monkeypatch.setattr("settlement.dirty.ledger_changed", broken)
+    monkeypatch.setattr("core.ledger._listeners", [broken])
     with pytest.raises(DatabaseError, match="injected"):
         bookings_bulk_ingest(tenant=tenant, actor="system:test", items=items)
     _nothing_of_the_batch(tenant, audit_before)
@@ -128,7 +117,7 @@ def test_a_rolled_back_bulk_request_answers_500_in_the_error_shape_and_enqueues_
     _, key = api_client_create(tenant=tenant, name="gateway")
     items = universe(50, days=1)
     monkeypatch.setattr(
-        "transactions.bulk._write_postgres", lambda **kwargs: (_ for _ in ()).throw(DatabaseError("injected"))
+        "transactions.bulk.write_bookings", lambda **kwargs: (_ for _ in ()).throw(DatabaseError("injected"))
     )
     client = APIClient(raise_request_exception=False)
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
@@ -275,7 +264,12 @@ def test_worker_killed_mid_settlement_then_redelivered_gives_the_clean_ledger(tm
     from bkm.celery import app
 
     assert not app.conf.task_always_eager
-    monkeypatch.setattr("settlement.dirty._enqueue", lambda tenant_id: None)  # only the requested run is queued
+    from core import jobs
+
+    send = jobs.send  # only the requested run is queued
+    monkeypatch.setattr(
+        "core.jobs.send", lambda name, kwargs: None if name == "settlement.settle_dirty" else send(name, kwargs)
+    )
     days = 4
     items = universe(600, days=days)
     clean_tenant = _tenant_with_site("clean")

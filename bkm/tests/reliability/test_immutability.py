@@ -4,20 +4,19 @@ A final booking or line cannot be changed or deleted, not even with raw SQL (a P
 trigger); corrections are reversal bookings; every write leaves an audit entry with actor and time.
 """
 
-import datetime as dt
-
 import pytest
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from balance_groups.models import AuditEntry
 from balance_groups.services import api_client_create, api_client_revoke, group_close, group_create, group_update
-from bkm.errors import BookingFinal, PeriodClosed
 from bkm.tests.reliability import figures
-from settlement.rules import rule_change
+from core.errors import BookingFinal, PeriodClosed
+from core.integrity import ledger_violations
+from core.testing import HOUR
+from core.testing import SUMMER_MONDAY as T0
 from settlement.selectors import group_balance
-from settlement.services import settlement_run
-from transactions.integrity import ledger_violations
+from settlement.services import rule_change, settlement_run
 from transactions.models import Booking, BookingStatus, ClarificationCase, LedgerLine
 from transactions.services import (
     booking_create,
@@ -25,10 +24,6 @@ from transactions.services import (
     booking_reverse,
     clarification_resolve,
 )
-
-UTC = dt.UTC
-T0 = dt.datetime(2025, 6, 2, tzinfo=UTC)
-HOUR = dt.timedelta(hours=1)
 
 
 @pytest.fixture

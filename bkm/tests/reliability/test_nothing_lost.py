@@ -8,15 +8,13 @@ import pytest
 from django.db import connection, connections
 
 from balance_groups.services import group_close, group_update
-from bkm.errors import BkmError, Conflict, PeriodClosed
 from bkm.tests.reliability import figures
+from core.errors import BkmError, Conflict, GroupNotValid, PeriodClosed
+from core.testing import HOUR
+from core.testing import SUMMER_MONDAY as T0
 from transactions.bulk import bookings_bulk_ingest
 from transactions.models import Booking, ClarificationCase, ClarificationReason, ClarificationStatus
-from transactions.services import GroupNotValid, booking_create, clarification_resolve
-
-UTC = dt.UTC
-T0 = dt.datetime(2025, 6, 2, tzinfo=UTC)
-HOUR = dt.timedelta(hours=1)
+from transactions.services import booking_create, clarification_resolve
 
 
 def payload(**overrides) -> dict:

@@ -24,18 +24,17 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from balance_groups.factories import TenantFactory, UserFactory
 from balance_groups.models import BalanceGroup
 from balance_groups.services import group_close, group_create
-from bkm.errors import BkmError
-from bkm.factories import TenantFactory, UserFactory
-from bkm.quarters import split_by_shares, split_energy
 from bkm.tests.reliability import figures
 from bkm.tests.reliability.model import BASE, QUARTERS, LedgerModel, MBooking, MVersion, index_of, instant
+from core.errors import BkmError
+from core.integrity import ledger_violations
+from core.splitting import split_by_shares, split_energy
 from settlement.models import Imbalance, SettlementBooking
-from settlement.rules import rule_change
-from settlement.services import settlement_run
+from settlement.services import rule_change, settlement_run
 from transactions.bulk import bookings_bulk_ingest
-from transactions.integrity import ledger_violations
 from transactions.models import Booking, BookingKind, ClarificationCase, ClarificationStatus, LedgerLine
 from transactions.services import booking_create, booking_finalize, booking_reverse, clarification_resolve
 

@@ -6,24 +6,18 @@ from dataclasses import dataclass, field
 import pytest
 from rest_framework.test import APIClient
 
+from balance_groups.factories import TenantFactory, UserFactory
 from balance_groups.models import AuditEntry, BalanceGroup
 from balance_groups.services import api_client_create, api_client_revoke, group_close, group_create
-from bkm.errors import PeriodClosed
-from bkm.factories import TenantFactory, UserFactory
+from core.errors import PeriodClosed
+from core.testing import HOUR, iso
+from core.testing import MONDAY as T0
 from settlement.models import SettlementRule, SettlementRun
-from settlement.rules import rule_change
-from settlement.services import settlement_run
+from settlement.services import rule_change, settlement_run
 from transactions.models import Booking, ClarificationCase, LedgerLine
 from transactions.services import booking_create
 
-UTC = dt.UTC
-T0 = dt.datetime(2026, 3, 2, tzinfo=UTC)
-HOUR = dt.timedelta(hours=1)
 CODES = (("HOUSE", "balance"), ("PV-ROOF", "source"), ("GRID-IMPORT", "source"), ("APT-1", "consumer"))
-
-
-def iso(instant: dt.datetime) -> str:
-    return instant.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass

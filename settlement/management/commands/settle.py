@@ -5,8 +5,9 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from balance_groups.models import Tenant
-from bkm.errors import BkmError
-from bkm.quarters import parse_instant
+from balance_groups.selectors import tenant_by_code
+from core.errors import BkmError
+from core.quarters import parse_instant
 from settlement.models import RunTrigger
 from settlement.services import settlement_run
 
@@ -25,11 +26,10 @@ class Command(BaseCommand):
             end = parse_instant(end, "end")
         except BkmError as error:
             raise CommandError(error.detail) from error
-        tenants = Tenant.objects.order_by("code")
-        if tenant:
-            tenants = tenants.filter(code=tenant)
-            if not tenants.exists():
-                raise CommandError(f"Tenant {tenant!r} does not exist.")
+        try:
+            tenants = [tenant_by_code(tenant)] if tenant else Tenant.objects.order_by("code")
+        except BkmError as error:
+            raise CommandError(error.detail) from error
         failed = False
         for each in tenants:
             began = time.perf_counter()

@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from balance_groups.models import Tenant
-from transactions.integrity import CHECKS
+from balance_groups.selectors import tenant_by_code
+from core.errors import BkmError
+from core.integrity import registered_checks
 
 
 class Command(BaseCommand):
@@ -16,12 +17,12 @@ class Command(BaseCommand):
     def handle(self, *args, tenant=None, **options):
         tenant_ids = None
         if tenant:
-            found = Tenant.objects.filter(code=tenant).first()
-            if found is None:
-                raise CommandError(f"No tenant with code {tenant!r}.")
-            tenant_ids = [found.pk]
+            try:
+                tenant_ids = [tenant_by_code(tenant).pk]
+            except BkmError as error:
+                raise CommandError(error.detail) from error
         total = 0
-        for check in CHECKS:
+        for check in registered_checks():
             violations = check(tenant_ids)
             total += len(violations)
             label = check.__name__.removeprefix("check_")

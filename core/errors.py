@@ -1,0 +1,74 @@
+"""Typed domain errors with stable codes.
+
+Services raise these; the API's exception handler and the dashboard turn them into the one
+error shape ``{"code", "detail", "errors"}`` and a clear message.
+"""
+
+
+class BkmError(Exception):
+    code = "ERROR"
+    http_status = 400
+
+    def __init__(self, detail: str, *, errors: dict[str, list[str]] | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or {}
+
+    @classmethod
+    def for_field(cls, field: str, message: str) -> "BkmError":
+        return cls(message, errors={field: [message]})
+
+    def as_dict(self) -> dict:
+        body = {"code": self.code, "detail": self.detail}
+        if self.errors:
+            body["errors"] = self.errors
+        return body
+
+
+class InvalidInput(BkmError):
+    code = "VALIDATION_ERROR"
+    http_status = 400
+
+
+class InvalidTimeAlignment(BkmError):
+    code = "INVALID_TIME_ALIGNMENT"
+    http_status = 400
+
+
+class Forbidden(BkmError):
+    code = "PERMISSION_DENIED"
+    http_status = 403
+
+
+class NotFound(BkmError):
+    code = "NOT_FOUND"
+    http_status = 404
+
+
+class PeriodClosed(BkmError):
+    code = "PERIOD_CLOSED"
+    http_status = 409
+
+
+class BookingFinal(BkmError):
+    code = "BOOKING_FINAL"
+    http_status = 409
+
+
+class Conflict(BkmError):
+    code = "CONFLICT"
+    http_status = 409
+
+
+class GroupNotValid(InvalidInput):
+    """A group is not valid over the whole period: refused and kept as a clarification case.
+
+    Answered as ``VALIDATION_ERROR`` (the API contract's code for it); the case's reason says
+    ``GROUP_NOT_VALID``.
+    """
+
+
+class CsvFormatError(BkmError):
+    """An uploaded file as a whole cannot be read (no header, unknown or missing columns, too many rows)."""
+
+    code = "CSV_FORMAT_ERROR"

@@ -1,0 +1,49 @@
+"""The ledger as the apps below it see it, without importing it.
+
+- ``ledger_changed``: every ledger write announces the lines it changed, inside its own
+  transaction; the settlement app registers the listener that marks the touched days for
+  recomputation (``SettlementConfig.ready``). A write with no listener is a wiring error and fails
+  loudly, so no change goes unseen.
+- ``group_has_entries_outside``: whether a group has lines outside a validity, so that group
+  services can refuse a validity that would cut entries off; the ledger app answers it
+  (``TransactionsConfig.ready``).
+"""
+
+import datetime as dt
+from collections.abc import Callable
+
+Listener = Callable[..., None]
+
+_listeners: list[Listener] = []
+
+
+def on_ledger_changed(listener: Listener) -> Listener:
+    """Register ``listener(tenant_id=, start=, end=)``; registering twice has no effect."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+    return listener
+
+
+def ledger_changed(*, tenant_id, start: dt.datetime, end: dt.datetime) -> None:
+    """Lines of ``tenant_id`` in ``[start, end)`` changed (called inside the writing transaction)."""
+    if not _listeners:
+        raise RuntimeError("No listener for ledger changes is registered; is the settlement app installed?")
+    for listener in _listeners:
+        listener(tenant_id=tenant_id, start=start, end=end)
+
+
+OutsideCheck = Callable[..., bool]
+
+_outside_checks: list[OutsideCheck] = []
+
+
+def provide_entries_outside(check: OutsideCheck) -> OutsideCheck:
+    _outside_checks[:] = [check]
+    return check
+
+
+def group_has_entries_outside(*, group, valid_from: dt.datetime, valid_until: dt.datetime | None) -> bool:
+    """Whether the group has ledger lines before ``valid_from`` or at/after ``valid_until``."""
+    if not _outside_checks:
+        raise RuntimeError("No ledger answers for group entries; is the transactions app installed?")
+    return _outside_checks[0](group=group, valid_from=valid_from, valid_until=valid_until)

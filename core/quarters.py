@@ -1,0 +1,149 @@
+"""Quarter-hour time arithmetic.
+
+All instants are aware and stored in UTC; local (site) time is only used to cut days.
+Arithmetic is always done in UTC, because aware datetimes in one zone subtract in wall-clock
+time across a DST change.
+"""
+
+import datetime as dt
+from collections.abc import Iterator
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.utils import timezone
+
+from core.errors import InvalidInput, InvalidTimeAlignment
+
+QUARTER = dt.timedelta(minutes=15)
+QUARTER_SECONDS = 900
+UTC = dt.UTC
+
+RESOLUTIONS = ("15min", "1h", "1d")
+
+
+def site_zone() -> ZoneInfo:
+    return ZoneInfo(settings.SITE_TIME_ZONE)
+
+
+def is_aligned(instant: dt.datetime) -> bool:
+    return instant.second == 0 and instant.microsecond == 0 and int(instant.timestamp()) % QUARTER_SECONDS == 0
+
+
+def require_aware(instant: dt.datetime, field: str) -> dt.datetime:
+    """Return the instant in UTC; a naive datetime is an error, never guessed."""
+    if not isinstance(instant, dt.datetime):
+        raise InvalidInput.for_field(field, f"{field} must be a date-time with an explicit offset.")
+    if timezone.is_naive(instant):
+        raise InvalidInput.for_field(field, f"{field} has no UTC offset; send e.g. 2026-03-29T00:00:00+01:00 or ...Z.")
+    return instant.astimezone(UTC)
+
+
+def require_aligned(instant: dt.datetime, field: str) -> dt.datetime:
+    """Return the instant in UTC; it must fall on a quarter-hour boundary (never rounded)."""
+    instant = require_aware(instant, field)
+    if not is_aligned(instant):
+        raise InvalidTimeAlignment.for_field(
+            field, f"{field} {instant.isoformat()} is not on a quarter-hour boundary (:00, :15, :30, :45)."
+        )
+    return instant
+
+
+def parse_instant(value, field: str, *, aligned: bool = True) -> dt.datetime:
+    """Parse an ISO 8601 instant with offset (or accept an aware datetime)."""
+    if isinstance(value, dt.datetime):
+        instant = value
+    elif isinstance(value, str):
+        try:
+            instant = dt.datetime.fromisoformat(value.strip().replace("z", "Z"))
+        except ValueError:
+            raise InvalidInput.for_field(field, f"{field} is not an ISO 8601 date-time: {value[:64]!r}.") from None
+    else:
+        raise InvalidInput.for_field(field, f"{field} must be an ISO 8601 date-time string.")
+    try:
+        return require_aligned(instant, field) if aligned else require_aware(instant, field)
+    except OverflowError:
+        raise InvalidInput.for_field(field, f"{field} is out of the supported range.") from None
+
+
+def require_window(start: dt.datetime, end: dt.datetime, *, start_field="start", end_field="end"):
+    start = require_aligned(start, start_field)
+    end = require_aligned(end, end_field)
+    if start >= end:
+        raise InvalidInput.for_field(end_field, f"{end_field} must be after {start_field}.")
+    return start, end
+
+
+def to_epoch(instant: dt.datetime) -> int:
+    """Whole seconds since 1970 (UTC): cheap to compare and to store in bulk."""
+    return int(instant.timestamp())
+
+
+def from_epoch(epoch: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch, UTC)
+
+
+def floor_quarter(instant: dt.datetime) -> dt.datetime:
+    instant = require_aware(instant, "instant")
+    seconds = int(instant.timestamp()) // QUARTER_SECONDS * QUARTER_SECONDS
+    return dt.datetime.fromtimestamp(seconds, UTC)
+
+
+def next_quarter_after(instant: dt.datetime | None = None) -> dt.datetime:
+    """The first quarter-hour boundary strictly after ``instant`` (default: now)."""
+    return floor_quarter(instant or timezone.now()) + QUARTER
+
+
+def quarter_count(start: dt.datetime, end: dt.datetime) -> int:
+    return int((end - start).total_seconds()) // QUARTER_SECONDS
+
+
+def iter_quarters(start: dt.datetime, end: dt.datetime) -> Iterator[dt.datetime]:
+    current = start.astimezone(UTC)
+    end = end.astimezone(UTC)
+    while current < end:
+        yield current
+        current += QUARTER
+
+
+def local_day_bounds(day: dt.date, zone: ZoneInfo | None = None) -> tuple[dt.datetime, dt.datetime]:
+    """UTC start and end of a local calendar day (92, 96 or 100 quarter-hours)."""
+    zone = zone or site_zone()
+    start = dt.datetime.combine(day, dt.time(0), tzinfo=zone).astimezone(UTC)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=zone).astimezone(UTC)
+    return start, end
+
+
+def local_date(instant: dt.datetime, zone: ZoneInfo | None = None) -> dt.date:
+    return instant.astimezone(zone or site_zone()).date()
+
+
+def bucket_start(instant: dt.datetime, resolution: str, zone: ZoneInfo | None = None) -> dt.datetime:
+    """The start (UTC) of the resolution bucket that holds ``instant``."""
+    if resolution == "15min":
+        return floor_quarter(instant)
+    if resolution == "1h":
+        return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    if resolution == "1d":
+        return local_day_bounds(local_date(instant, zone), zone)[0]
+    raise InvalidInput.for_field("resolution", f"resolution must be one of {', '.join(RESOLUTIONS)}.")
+
+
+def buckets(start: dt.datetime, end: dt.datetime, resolution: str, zone: ZoneInfo | None = None):
+    """Consecutive ``(bucket_start, bucket_end)`` pairs covering ``[start, end)``.
+
+    The first and last bucket are clipped to the window, so a window that does not start on a
+    bucket boundary is still covered exactly.
+    """
+    if resolution not in RESOLUTIONS:
+        raise InvalidInput.for_field("resolution", f"resolution must be one of {', '.join(RESOLUTIONS)}.")
+    current = start
+    while current < end:
+        if resolution == "15min":
+            nxt = current + QUARTER
+        elif resolution == "1h":
+            nxt = bucket_start(current, "1h") + dt.timedelta(hours=1)
+        else:
+            nxt = local_day_bounds(local_date(current, zone), zone)[1]
+        nxt = min(nxt, end)
+        yield current, nxt
+        current = nxt

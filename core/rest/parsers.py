@@ -1,0 +1,68 @@
+"""JSON only, with a size limit answered by 413 and bad bodies answered by 400, in the error shape.
+
+Every string of a request body (keys too) is checked once here for the NUL character, which
+PostgreSQL text cannot store: the request is refused as invalid input before any view sees it.
+Bodies nested deeper than ``MAX_DEPTH`` are refused as unreadable, never a recursion crash.
+"""
+
+import codecs
+
+from django.conf import settings
+from rest_framework import exceptions
+from rest_framework.parsers import JSONParser, get_encoding
+from rest_framework.utils import json
+
+from core.rest.errors import RequestTooLarge
+
+# The deepest body the API reads is a few levels; anything deeper is refused as unreadable.
+MAX_DEPTH = 64
+NUL_MESSAGE = "Text may not contain the NUL character (\\u0000)."
+
+
+def _check_body(data) -> None:
+    """Walk the parsed body without recursion: refuse NUL in any string and too deep nesting."""
+    pending = [(data, "", 0)]
+    while pending:
+        value, path, depth = pending.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise exceptions.ValidationError({path or "non_field_errors": [NUL_MESSAGE]})
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth >= MAX_DEPTH:
+            raise exceptions.ParseError(f"JSON parse error - nested deeper than {MAX_DEPTH} levels.")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                where = f"{path}.{key}" if path else key
+                if "\x00" in key:
+                    raise exceptions.ValidationError({"non_field_errors": [f"A field name: {NUL_MESSAGE}"]})
+                pending.append((item, where, depth + 1))
+        else:
+            for position, item in enumerate(value):
+                pending.append((item, f"{path}.{position}" if path else str(position), depth + 1))
+
+
+class LimitedJSONParser(JSONParser):
+    def parse(self, stream, media_type=None, parser_context=None):
+        parser_context = parser_context or {}
+        request = parser_context.get("request")
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if request is not None and limit is not None:
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            if length > limit:
+                raise RequestTooLarge(f"The request body is larger than {limit} bytes; split it.")
+        encoding = get_encoding(parser_context)
+        try:
+            text = codecs.getreader(encoding)(stream).read()
+            parse_constant = json.strict_constant if self.strict else None
+            data = json.loads(text, parse_constant=parse_constant)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error - nested too deeply.") from None
+        except ValueError as exc:
+            raise exceptions.ParseError(f"JSON parse error - {exc}") from None
+        _check_body(data)
+        return data

@@ -1,0 +1,32 @@
+"""The operator dashboard's URL configuration (mounted at ``/``)."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from dashboard.views import bookings, clarifications, csv_upload, groups, imbalances, overview, runs
+
+pages = [
+    path("", overview.overview, name="overview"),
+    path("groups/new/", groups.group_create, name="group-create"),
+    path("groups/<str:ref>/", groups.group_detail, name="group"),
+    path("groups/<str:ref>/edit/", groups.group_edit, name="group-edit"),
+    path("groups/<str:ref>/close/", groups.group_close, name="group-close"),
+    path("groups/<str:ref>/rule/", groups.rule_edit, name="rule-edit"),
+    path("groups/<str:ref>/finalize/", groups.group_finalize, name="group-finalize"),
+    path("groups/<str:ref>/balance.csv", groups.group_balance_csv, name="group-csv"),
+    path("bookings/<uuid:pk>/finalize/", bookings.booking_finalize_view, name="booking-finalize"),
+    path("bookings/<uuid:pk>/reverse/", bookings.booking_reverse_view, name="booking-reverse"),
+    path("clarifications/", clarifications.clarification_index, name="clarifications"),
+    path("clarifications/<uuid:pk>/resolve/", clarifications.clarification_resolve_view, name="clarification-resolve"),
+    path("imbalances/", imbalances.imbalances, name="imbalances"),
+    path("settlement/runs/", runs.settlement_runs, name="runs"),
+    path("import/", csv_upload.csv_upload, name="csv-upload"),
+]
+
+auth_patterns = [
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+]
+
+# Login and logout keep their global names (settings.LOGIN_URL = "login"); the pages live in "dashboard:".
+urlpatterns = [*auth_patterns, path("", include((pages, "dashboard")))]

@@ -1,0 +1,96 @@
+"""Shared pieces of the dashboard views: tenant scoping, typed errors as form errors, local days."""
+
+import datetime as dt
+import functools
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+
+from balance_groups.selectors import group_get
+from core.errors import BkmError, NotFound
+from core.quarters import local_date, local_day_bounds, site_zone
+
+
+def tenant_view(view):
+    """Require a logged-in user that belongs to a tenant; the tenant is passed to the view."""
+
+    @login_required
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        tenant = getattr(request.user, "tenant", None)
+        if tenant is None:
+            raise PermissionDenied("Your account is not assigned to a tenant (Mandant). Ask an administrator.")
+        return view(request, tenant, *args, **kwargs)
+
+    return wrapper
+
+
+def get_group_or_404(tenant, ref):
+    try:
+        return group_get(tenant=tenant, ref=ref)
+    except NotFound as error:
+        raise Http404(error.detail) from None
+
+
+def scoped_or_404(queryset, **lookup):
+    """One object of an already tenant-scoped queryset, or 404 (another tenant's object is a 404 too)."""
+    try:
+        return queryset.get(**lookup)
+    except (queryset.model.DoesNotExist, ValidationError, ValueError):
+        # ValidationError: a malformed UUID in the URL.
+        raise Http404("Not found.") from None
+
+
+def apply_error(form, error: BkmError, field_map: dict[str, str] | None = None) -> None:
+    """Show a typed service error on the form: next to its field where the form has one.
+
+    The error's detail is always shown at the top as well when no field error carries it, so
+    the operator never sees a refusal without a reason.
+    """
+    field_map = field_map or {}
+    placed = False
+    for field, field_messages in (error.errors or {}).items():
+        target = field_map.get(field, field)
+        if target in form.fields:
+            for message in field_messages:
+                form.add_error(target, message)
+            placed = True
+        else:
+            for message in field_messages:
+                form.add_error(None, message)
+            placed = True
+    if not placed:
+        form.add_error(None, error.detail)
+
+
+def refuse(request, error: BkmError, prefix: str = "Refused") -> None:
+    messages.error(request, f"{prefix}: {error.detail}")
+
+
+def parse_day(value: str | None, default: dt.date | None = None) -> dt.date:
+    """A local day from ``YYYY-MM-DD``; anything unreadable falls back to the default (today)."""
+    if value:
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    return default or today_local()
+
+
+def today_local() -> dt.date:
+    from django.utils import timezone
+
+    return local_date(timezone.now())
+
+
+def day_window(day: dt.date, days: int = 1) -> tuple[dt.datetime, dt.datetime]:
+    """UTC bounds of ``days`` local days starting at ``day`` (92/96/100 quarter-hours per day)."""
+    start = local_day_bounds(day)[0]
+    end = local_day_bounds(day + dt.timedelta(days=days - 1))[1]
+    return start, end
+
+
+def zone_name() -> str:
+    return str(site_zone())

@@ -1,0 +1,31 @@
+"""CSV import with a preview (dry run), row-level errors and a summary."""
+
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
+
+from core.errors import BkmError
+from dashboard.forms import CsvUploadForm
+from dashboard.views.common import apply_error, tenant_view
+from transactions.csv_io import COLUMNS, CsvFormatError, csv_import
+
+
+@tenant_view
+@require_http_methods(["GET", "POST"])
+def csv_upload(request, tenant):
+    form = CsvUploadForm(request.POST or None, request.FILES or None)
+    result = None
+    text = ""
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        text = form.cleaned_data["text"]
+        dry_run = request.POST.get("action") != "import"
+        try:
+            result = csv_import(tenant=tenant, actor=request.user, text=text, dry_run=dry_run)
+        except CsvFormatError as error:
+            form.add_error("file", str(error))
+        except BkmError as error:
+            apply_error(form, error)
+    if form.errors:
+        status = 400
+    context = {"form": form, "result": result, "csv_text": text, "columns": COLUMNS}
+    return render(request, "dashboard/csv_upload.html", context, status=status)

@@ -1,0 +1,251 @@
+"""Group pages and the actions on a group: create, edit, close, change rule, finalize, export."""
+
+import datetime as dt
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Exists, OuterRef
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from balance_groups import services as group_services
+from balance_groups.models import BalanceGroup, GroupKind
+from core.errors import BkmError
+from core.quarters import next_quarter_after, site_zone
+from dashboard.charts import balance_chart_data
+from dashboard.forms import (
+    BookingFilterForm,
+    FinalizeUntilForm,
+    GroupCloseForm,
+    GroupCreateForm,
+    GroupEditForm,
+    RuleChangeForm,
+    local_input_value,
+)
+from dashboard.views.common import apply_error, day_window, get_group_or_404, parse_day, tenant_view, zone_name
+from settlement.models import SettlementRule
+from settlement.selectors import group_balance
+from settlement.services import rule_change
+from transactions.csv_io import balance_csv
+from transactions.models import Booking
+from transactions.selectors import group_bookings
+from transactions.services import bookings_finalize_until
+
+BOOKINGS_PER_PAGE = 25
+SPANS = {"day": 1, "week": 7}
+
+
+def _group_url(group, **params) -> str:
+    url = reverse("dashboard:group", args=[group.pk])
+    query = "&".join(f"{key}={value}" for key, value in params.items() if value)
+    return f"{url}?{query}" if query else url
+
+
+def _bookings_page(request, group, start, end):
+    form = BookingFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    bookings = group_bookings(group=group).annotate(is_reversed=Exists(Booking.objects.filter(reverses=OuterRef("pk"))))
+    if filters.get("window", "shown") != "all":
+        bookings = bookings.filter(end__gt=start, start__lt=end)
+    if filters.get("status"):
+        bookings = bookings.filter(status=filters["status"])
+    if filters.get("kind"):
+        bookings = bookings.filter(kind=filters["kind"])
+    page = Paginator(bookings.order_by("-start", "kind", "id"), BOOKINGS_PER_PAGE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return form, page, query.urlencode()
+
+
+@tenant_view
+def group_detail(request, tenant, ref):
+    group = get_group_or_404(tenant, ref)
+    day = parse_day(request.GET.get("day"))
+    span = request.GET.get("span") if request.GET.get("span") in SPANS else "day"
+    days = SPANS[span]
+    start, end = day_window(day, days)
+    filter_form, page, page_query = _bookings_page(request, group, start, end)
+    context = {
+        "group": group,
+        "span": span,
+        "day": day,
+        "start": start,
+        "end": end,
+        "zone": zone_name(),
+        "filter_form": filter_form,
+        "page": page,
+        "page_query": page_query,
+    }
+    if request.htmx and request.htmx.target == "bookings":
+        return render(request, "dashboard/_bookings.html", context)
+    balance = group_balance(group=group, start=start, end=end)
+    rules = SettlementRule.objects.filter(group=group).prefetch_related("targets__parent").order_by("-effective_from")
+    step = dt.timedelta(days=days)
+    context.update(
+        {
+            "balance": balance,
+            "quarters": len(balance["intervals"]),
+            "chart": balance_chart_data(balance),
+            "rules": rules,
+            "previous_url": _group_url(group, day=(day - step).isoformat(), span=span),
+            "next_url": _group_url(group, day=(day + step).isoformat(), span=span),
+            "day_url": _group_url(group, day=day.isoformat()),
+            "week_url": _group_url(group, day=day.isoformat(), span="week"),
+            "finalize_form": FinalizeUntilForm(initial={"until": local_input_value(end)}),
+            "export_end": (day + step - dt.timedelta(days=1)),
+        }
+    )
+    return render(request, "dashboard/group.html", context)
+
+
+@tenant_view
+@require_http_methods(["GET", "POST"])
+def group_create(request, tenant):
+    form = GroupCreateForm(request.POST or None, initial={"kind": GroupKind.CONSUMER})
+    if request.method == "POST" and form.is_valid():
+        try:
+            group = group_services.group_create(tenant=tenant, actor=request.user, **form.cleaned_data)
+        except BkmError as error:
+            apply_error(form, error)
+        else:
+            messages.success(request, f"Group {group.code} created.")
+            return redirect(_group_url(group))
+    status = 400 if form.errors else 200
+    return render(
+        request,
+        "dashboard/group_form.html",
+        {"form": form, "title": "New balance group", "zone": zone_name()},
+        status=status,
+    )
+
+
+@tenant_view
+@require_http_methods(["GET", "POST"])
+def group_edit(request, tenant, ref):
+    group = get_group_or_404(tenant, ref)
+    initial = {"code": group.code, "name": group.name, "valid_from": group.valid_from, "valid_until": group.valid_until}
+    form = GroupEditForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        changes = {key: value for key, value in form.cleaned_data.items() if value != initial[key]}
+        try:
+            if changes:
+                group = group_services.group_update(group=group, actor=request.user, **changes)
+        except BkmError as error:
+            apply_error(form, error)
+        else:
+            changed = ", ".join(sorted(changes)) or "nothing changed"
+            messages.success(request, f"Group {group.code} saved ({changed}).")
+            return redirect(_group_url(group))
+    context = {"form": form, "group": group, "title": f"Edit {group.code}", "zone": zone_name()}
+    return render(request, "dashboard/group_form.html", context, status=400 if form.errors else 200)
+
+
+@tenant_view
+@require_http_methods(["GET", "POST"])
+def group_close(request, tenant, ref):
+    group = get_group_or_404(tenant, ref)
+    form = GroupCloseForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            group = group_services.group_close(group=group, actor=request.user, until=form.cleaned_data["until"])
+        except BkmError as error:
+            apply_error(form, error)
+        else:
+            until = group.closed_until.astimezone(site_zone())
+            messages.success(request, f"{group.code} is closed until {until:%Y-%m-%d %H:%M} ({zone_name()}).")
+            return redirect(_group_url(group))
+    context = {"form": form, "group": group, "zone": zone_name()}
+    return render(request, "dashboard/group_close.html", context, status=400 if form.errors else 200)
+
+
+@tenant_view
+@require_POST
+def group_finalize(request, tenant, ref):
+    group = get_group_or_404(tenant, ref)
+    form = FinalizeUntilForm(request.POST)
+    if form.is_valid():
+        try:
+            count = bookings_finalize_until(group=group, actor=request.user, until=form.cleaned_data["until"])
+        except BkmError as error:
+            apply_error(form, error)
+        else:
+            until = form.cleaned_data["until"].astimezone(site_zone())
+            messages.success(
+                request, f"{count} booking(s) of {group.code} ending by {until:%Y-%m-%d %H:%M} are now final."
+            )
+            return redirect(request.POST.get("next") or _group_url(group))
+    context = {"form": form, "group": group, "zone": zone_name()}
+    return render(request, "dashboard/group_finalize.html", context, status=400)
+
+
+@tenant_view
+@require_http_methods(["GET", "POST"])
+def rule_edit(request, tenant, ref):
+    group = get_group_or_404(tenant, ref)
+    parents = BalanceGroup.objects.filter(tenant=tenant, kind=GroupKind.BALANCE).exclude(pk=group.pk).order_by("code")
+    current = (
+        SettlementRule.objects.filter(group=group, effective_until__isnull=True)
+        .prefetch_related("targets__parent")
+        .first()
+    )
+    initial = {}
+    if current is not None:
+        initial["interval"] = current.interval
+        for index, target in enumerate(current.targets.all()[:3], start=1):
+            initial[f"parent_{index}"] = str(target.parent_id)
+            initial[f"share_{index}"] = target.share
+    else:
+        initial["share_1"] = 10000
+    form = RuleChangeForm(request.POST or None, parents=parents, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        by_id = {str(parent.pk): parent for parent in parents}
+        targets = [(by_id[parent], share) for parent, share in form.cleaned_data["targets"]]
+        try:
+            rule = rule_change(
+                group=group,
+                actor=request.user,
+                targets=targets,
+                interval=form.cleaned_data["interval"],
+                effective_from=form.cleaned_data["effective_from"],
+            )
+        except BkmError as error:
+            apply_error(form, error, field_map={"targets": "parent_1"})
+        else:
+            starts = rule.effective_from.astimezone(site_zone())
+            messages.success(
+                request,
+                f"New rule for {group.code} takes effect at {starts:%Y-%m-%d %H:%M} ({zone_name()}), "
+                f"{rule.effective_from:%H:%M} UTC.",
+            )
+            return redirect(_group_url(group))
+    next_change = next_quarter_after(timezone.now())
+    context = {
+        "form": form,
+        "group": group,
+        "current": current,
+        "zone": zone_name(),
+        "next_change_local": next_change.astimezone(site_zone()),
+        "next_change_utc": next_change,
+        "first_rule": current is None and not SettlementRule.objects.filter(group=group).exists(),
+    }
+    return render(request, "dashboard/rule_form.html", context, status=400 if form.errors else 200)
+
+
+@tenant_view
+def group_balance_csv(request, tenant, ref):
+    group = get_group_or_404(tenant, ref)
+    first = parse_day(request.GET.get("from"))
+    last = parse_day(request.GET.get("to"), default=first)
+    if last < first:
+        first, last = last, first
+    last = min(last, first + dt.timedelta(days=366))
+    resolution = request.GET.get("resolution") if request.GET.get("resolution") in ("15min", "1h", "1d") else "15min"
+    start, end = day_window(first, (last - first).days + 1)
+    balance = group_balance(group=group, start=start, end=end, resolution=resolution)
+    response = HttpResponse(balance_csv(balance, group_code=group.code), content_type="text/csv; charset=utf-8")
+    filename = f"{group.code}_{first.isoformat()}_{last.isoformat()}_{resolution}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

@@ -1,0 +1,64 @@
+"""The overview: hierarchy with today's figures, the top balance's residual, cases and runs."""
+
+import datetime as dt
+
+from django.shortcuts import render
+from django.utils import timezone
+
+from dashboard.charts import balance_chart_data
+from dashboard.figures import site_figures
+from dashboard.views.common import day_window, parse_day, tenant_view, zone_name
+from settlement.selectors import group_balance, group_window_nets, hierarchy_tree, settlement_run_list
+from transactions.models import ClarificationStatus
+from transactions.selectors import clarification_list
+
+
+def _flatten(roots, nets):
+    """Tree nodes in display order with their depth and the day's figures."""
+    rows = []
+
+    def walk(node, depth):
+        rule = node.rule
+        targets = list(rule.targets.all()) if rule is not None else []
+        rows.append(
+            {
+                "group": node.group,
+                "depth": depth,
+                "indent": depth * 1.5,
+                "rule": rule,
+                "targets": targets,
+                "day": nets.get(node.group.pk, {"inflow_wh": 0, "outflow_wh": 0, "net_wh": 0, "status": "final"}),
+                "has_children": bool(node.children),
+            }
+        )
+        for child in node.children:
+            walk(child, depth + 1)
+
+    for root in roots:
+        walk(root, 0)
+    return rows
+
+
+@tenant_view
+def overview(request, tenant):
+    day = parse_day(request.GET.get("day"))
+    start, end = day_window(day)
+    now = timezone.now()
+    roots = hierarchy_tree(tenant=tenant, at=min(max(now, start), end - dt.timedelta(minutes=15)))
+    nets = group_window_nets(tenant=tenant, start=start, end=end)
+    top = next((root.group for root in roots if root.children), None)
+    residual = group_balance(group=top, start=start, end=end) if top is not None else None
+    context = {
+        "day": day,
+        "previous_day": day - dt.timedelta(days=1),
+        "next_day": day + dt.timedelta(days=1),
+        "zone": zone_name(),
+        "rows": _flatten(roots, nets),
+        "top": top,
+        "residual": residual,
+        "chart": balance_chart_data(residual, series=("net",)) if residual else None,
+        "figures": site_figures(tenant=tenant, roots=roots, start=start, end=end),
+        "open_cases": clarification_list(tenant=tenant, status=ClarificationStatus.OPEN).count(),
+        "last_run": settlement_run_list(tenant=tenant).first(),
+    }
+    return render(request, "dashboard/overview.html", context)
