@@ -511,10 +511,8 @@ def aggregate_baseline(site: Site, workload) -> dict:
 
 def settle(site: Site, workload, input_lines: int) -> dict:
     """``settlement_run`` once for the whole window, in this process; lines/s counts the input lines."""
-    try:
-        from settlement.services import settlement_run
-    except ImportError:
-        return {"settle_seconds": None, "settle_lines_per_s": None, "settle_error": "settlement_run is not available"}
+    from settlement.services import settlement_run
+
     started = time.perf_counter()
     run = settlement_run(tenant=site.tenant, start=workload.start, end=workload.end)
     seconds = time.perf_counter() - started

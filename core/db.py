@@ -111,7 +111,7 @@ class TableRows:
     ``columns`` must be every concrete column but an auto id, so a new column fails loudly here
     instead of being left to its default by chance. On PostgreSQL the rows are COPYed as text
     (each column formatted by its type, instants formatted once per distinct value); elsewhere
-    they become model instances for ``bulk_create``.
+    they are inserted with one prepared statement per batch.
     """
 
     def __init__(self, model, columns: tuple[str, ...]):
@@ -149,19 +149,28 @@ class TableRows:
     def write(self) -> None:
         if not self.rows:
             return
-        if not is_postgres():
-            names = self.columns
-            objects = [self.model(**dict(zip(names, row, strict=True))) for row in self.rows]
-            self.model.objects.bulk_create(objects, batch_size=2000)
-            return
-        formatters = self._formatters()
         quote = connection.ops.quote_name
+        table = quote(self.model._meta.db_table)
         columns = ", ".join(quote(field.column) for field in self.fields)
-        sql = f"COPY {quote(self.model._meta.db_table)} ({columns}) FROM STDIN"
-        pairs = list(zip(formatters, range(len(formatters)), strict=True))
-        with connection.cursor() as cursor, cursor.copy(sql) as copy:
+        # Database errors (a UNIQUE violation from a concurrent writer) arrive as Django's own.
+        with connection.wrap_database_errors, connection.cursor() as cursor:
+            if is_postgres():
+                self._copy(cursor, f"COPY {table} ({columns}) FROM STDIN")
+            else:
+                # The values exactly as given (``bulk_create`` would overwrite auto_now columns).
+                placeholders = ", ".join(["%s"] * len(self.fields))
+                prepare = [field.get_db_prep_save for field in self.fields]
+                for chunk in chunks(self.rows, 2000):
+                    cursor.executemany(
+                        f"INSERT INTO {table} ({columns}) VALUES ({placeholders})",  # noqa: S608 - names are quoted
+                        [[p(value, connection) for p, value in zip(prepare, row, strict=True)] for row in chunk],
+                    )
+
+    def _copy(self, cursor, sql: str) -> None:
+        pairs = list(enumerate(self._formatters()))
+        with cursor.copy(sql) as copy:
             for chunk in chunks(self.rows, 20000):
-                copy.write("".join("\t".join([f(row[i]) for f, i in pairs]) + "\n" for row in chunk))
+                copy.write("".join("\t".join([f(row[i]) for i, f in pairs]) + "\n" for row in chunk))
 
 
 def uuid4_texts(count: int) -> list[str]:

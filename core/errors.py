@@ -35,11 +35,6 @@ class InvalidTimeAlignment(BkmError):
     http_status = 400
 
 
-class Forbidden(BkmError):
-    code = "PERMISSION_DENIED"
-    http_status = 403
-
-
 class NotFound(BkmError):
     code = "NOT_FOUND"
     http_status = 404

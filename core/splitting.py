@@ -44,8 +44,5 @@ def quarter_parts(start_epoch: int, end_epoch: int, total_wh: int) -> list[tuple
     A quarter-hour whose part is 0 Wh is left out (3 Wh over an hour are 1/1/1), so a stored
     line always carries energy; the parts still sum to ``total_wh``.
     """
-    count = (end_epoch - start_epoch) // QUARTER_SECONDS
-    base, remainder = divmod(total_wh, count)
-    if base:
-        return [(start_epoch + i * QUARTER_SECONDS, base + 1 if i < remainder else base) for i in range(count)]
-    return [(start_epoch + i * QUARTER_SECONDS, 1) for i in range(remainder)]
+    parts = split_energy(total_wh, (end_epoch - start_epoch) // QUARTER_SECONDS)
+    return [(start_epoch + i * QUARTER_SECONDS, part) for i, part in enumerate(parts) if part]

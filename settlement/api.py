@@ -11,8 +11,9 @@ from core.rest.filters import InstantFilter
 from core.rest.pagination import ImbalanceCursorPagination, PagePagination
 from core.rest.views import TenantViewSet
 from settlement.models import Imbalance, RunStatus, SettlementRule, SettlementRun
+from settlement.selectors import imbalance_list, settlement_run_list
 from settlement.serializers import ImbalanceSerializer, SettlementRuleSerializer, SettlementRunSerializer
-from settlement.services import rule_change
+from settlement.services import rule_change, settlement_run_request
 from transactions.models import BookingStatus
 
 
@@ -93,8 +94,6 @@ class ImbalanceViewSet(mixins.ListModelMixin, TenantViewSet):
     filterset_class = ImbalanceFilter
 
     def tenant_queryset(self):
-        from settlement.selectors import imbalance_list
-
         return imbalance_list(tenant=self.tenant).select_related("group")
 
 
@@ -124,13 +123,9 @@ class SettlementRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Ten
     filterset_class = SettlementRunFilter
 
     def tenant_queryset(self):
-        from settlement.selectors import settlement_run_list
-
         return settlement_run_list(tenant=self.tenant)
 
     def create(self, request, *args, **kwargs):
-        from settlement.services import settlement_run_request
-
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         run = settlement_run_request(

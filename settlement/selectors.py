@@ -10,7 +10,7 @@ from balance_groups.selectors import group_get
 from core.errors import NotFound
 from core.quarters import QUARTER, buckets, require_aligned, require_window
 from core.status import Status
-from settlement.models import Imbalance, SettlementBooking, SettlementRule, SettlementRun
+from settlement.models import Imbalance, SettlementRule, SettlementRun
 
 FINAL, PROVISIONAL = Status.FINAL.value, Status.PROVISIONAL.value
 
@@ -123,18 +123,6 @@ def imbalance_list(*, tenant, start: dt.datetime | None = None, end: dt.datetime
 def settlement_run_list(*, tenant):
     """A tenant's settlement runs, newest first."""
     return SettlementRun.objects.filter(tenant=tenant).order_by("-created_at", "-pk")
-
-
-def settlement_booking_list(*, tenant, child=None, start: dt.datetime | None = None, end: dt.datetime | None = None):
-    """The settlement keys (rule version, target, window, revision) with their bookings."""
-    rows = SettlementBooking.objects.filter(tenant=tenant).select_related("booking", "child", "parent", "rule")
-    if child is not None:
-        rows = rows.filter(child=child)
-    if start is not None:
-        rows = rows.filter(window_start__gte=start)
-    if end is not None:
-        rows = rows.filter(window_start__lt=end)
-    return rows.order_by("window_start", "child__code", "parent__code", "revision")
 
 
 def rule_in_force(*, group: BalanceGroup, at: dt.datetime) -> SettlementRule | None:

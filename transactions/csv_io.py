@@ -16,7 +16,9 @@ import io
 import re
 from dataclasses import dataclass, field
 
+from core.errors import CsvFormatError
 from core.quarters import UTC, site_zone
+from transactions.bulk import bookings_bulk_ingest
 
 COLUMNS = ("source", "destination", "start", "end", "energy_wh", "status", "external_id", "name")
 REQUIRED_COLUMNS = ("source", "destination", "start", "end", "energy_wh")
@@ -44,10 +46,6 @@ class CsvImportResult:
     @property
     def accepted(self) -> int:
         return self.created + self.replaced + self.unchanged
-
-
-class CsvFormatError(ValueError):
-    """The file as a whole cannot be read (no header, missing columns, too many rows)."""
 
 
 def bookings_from_csv(text: str) -> tuple[list[dict], list[int]]:
@@ -90,8 +88,6 @@ def bookings_from_csv(text: str) -> tuple[list[dict], list[int]]:
 
 def csv_import(*, tenant, actor, text: str, dry_run: bool) -> CsvImportResult:
     """Validate (``dry_run``) or import CSV rows through the bulk service; errors per file line."""
-    from transactions.bulk import bookings_bulk_ingest
-
     items, lines = bookings_from_csv(text)
     result = CsvImportResult(rows=len(items), dry_run=dry_run)
     if not items:

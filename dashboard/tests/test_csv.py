@@ -8,7 +8,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from transactions.csv_io import CsvFormatError, bookings_from_csv
+from core.errors import CsvFormatError
+from transactions.csv_io import bookings_from_csv
 from transactions.models import Booking, ClarificationCase
 
 pytestmark = pytest.mark.django_db

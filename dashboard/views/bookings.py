@@ -1,21 +1,12 @@
 """Actions on single bookings: finalize, reverse."""
 
 from django.contrib import messages
-from django.shortcuts import redirect
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from core.errors import BkmError
-from dashboard.views.common import refuse, scoped_or_404, tenant_view
+from dashboard.views.common import redirect_back, refuse, scoped_or_404, tenant_view
 from transactions.selectors import booking_list
 from transactions.services import booking_finalize, booking_reverse
-
-
-def _back(request, fallback="dashboard:overview"):
-    target = request.POST.get("next", "")
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        return redirect(target)
-    return redirect(fallback)
 
 
 @tenant_view
@@ -28,7 +19,7 @@ def booking_finalize_view(request, tenant, pk):
         refuse(request, error, prefix=f"Booking {booking} was not finalized")
     else:
         messages.success(request, f"Booking {booking} is final.")
-    return _back(request)
+    return redirect_back(request)
 
 
 @tenant_view
@@ -43,4 +34,4 @@ def booking_reverse_view(request, tenant, pk):
         messages.success(
             request, f"Booking {booking} reversed: reversal booking of {reversal.energy_wh} Wh written (final)."
         )
-    return _back(request)
+    return redirect_back(request)

@@ -7,6 +7,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
+from django.shortcuts import redirect
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from balance_groups.selectors import group_get
 from core.errors import BkmError, NotFound
@@ -65,6 +68,14 @@ def apply_error(form, error: BkmError, field_map: dict[str, str] | None = None) 
         form.add_error(None, error.detail)
 
 
+def redirect_back(request, fallback="dashboard:overview"):
+    """Back to the page the form came from (``next``), if it is one of ours; else ``fallback``."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return redirect(target)
+    return redirect(fallback)
+
+
 def refuse(request, error: BkmError, prefix: str = "Refused") -> None:
     messages.error(request, f"{prefix}: {error.detail}")
 
@@ -80,8 +91,6 @@ def parse_day(value: str | None, default: dt.date | None = None) -> dt.date:
 
 
 def today_local() -> dt.date:
-    from django.utils import timezone
-
     return local_date(timezone.now())
 
 

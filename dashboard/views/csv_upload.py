@@ -3,10 +3,10 @@
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
-from core.errors import BkmError
+from core.errors import BkmError, CsvFormatError
 from dashboard.forms import CsvUploadForm
 from dashboard.views.common import apply_error, tenant_view
-from transactions.csv_io import COLUMNS, CsvFormatError, csv_import
+from transactions.csv_io import COLUMNS, csv_import
 
 
 @tenant_view
@@ -22,7 +22,7 @@ def csv_upload(request, tenant):
         try:
             result = csv_import(tenant=tenant, actor=request.user, text=text, dry_run=dry_run)
         except CsvFormatError as error:
-            form.add_error("file", str(error))
+            form.add_error("file", error.detail)
         except BkmError as error:
             apply_error(form, error)
     if form.errors:

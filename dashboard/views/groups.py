@@ -25,7 +25,15 @@ from dashboard.forms import (
     RuleChangeForm,
     local_input_value,
 )
-from dashboard.views.common import apply_error, day_window, get_group_or_404, parse_day, tenant_view, zone_name
+from dashboard.views.common import (
+    apply_error,
+    day_window,
+    get_group_or_404,
+    parse_day,
+    redirect_back,
+    tenant_view,
+    zone_name,
+)
 from settlement.models import SettlementRule
 from settlement.selectors import group_balance
 from settlement.services import rule_change
@@ -176,7 +184,7 @@ def group_finalize(request, tenant, ref):
             messages.success(
                 request, f"{count} booking(s) of {group.code} ending by {until:%Y-%m-%d %H:%M} are now final."
             )
-            return redirect(request.POST.get("next") or _group_url(group))
+            return redirect_back(request, fallback=_group_url(group))
     context = {"form": form, "group": group, "zone": zone_name()}
     return render(request, "dashboard/group_finalize.html", context, status=400)
 

@@ -12,7 +12,8 @@ from balance_groups.services import group_close, group_create, tenant_get_or_cre
 from core.quarters import local_day_bounds, site_zone
 from demo import site as demo
 from settlement.models import SettlementRule
-from settlement.services import rule_change
+from settlement.services import rule_change, settlement_run
+from transactions.bulk import bookings_bulk_ingest
 from transactions.models import ClarificationCase
 
 ACTOR = "system:seed_demo"
@@ -66,8 +67,6 @@ class Command(BaseCommand):
         self.stdout.write(f"Settlement rules: {len(demo.RULES)}")
 
     def _bookings(self, tenant, now):
-        from transactions.bulk import bookings_bulk_ingest
-
         final_before = local_day_bounds((now - dt.timedelta(days=2)).astimezone(site_zone()).date())[0]
         totals = {"created": 0, "replaced": 0, "unchanged": 0, "rejected": 0}
         for window in demo.demo_windows(now):
@@ -91,8 +90,6 @@ class Command(BaseCommand):
         late_id = "demo:late-meter-reading:APT-2"
         if ClarificationCase.objects.filter(tenant=tenant, payload__external_id=late_id).exists():
             return
-        from transactions.bulk import bookings_bulk_ingest
-
         late = {
             "external_id": late_id,
             "name": "Nachgelieferter Zählerwert",
@@ -107,8 +104,6 @@ class Command(BaseCommand):
             self.stdout.write(f"Late value refused as intended ({rejection['code']}): kept as a clarification case")
 
     def _settle(self, tenant, now):
-        from settlement.services import settlement_run
-
         for window in demo.demo_windows(now):
             run = settlement_run(tenant=tenant, start=window.start, end=window.end, trigger="seed_demo")
             self.stdout.write(f"Settlement {window.start:%Y-%m-%d}..{window.end:%Y-%m-%d}: {run.status}")
