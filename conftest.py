@@ -10,6 +10,9 @@ from transactions.services import booking_create
 
 REQUIRE_SERVICES = os.environ.get("BKM_REQUIRE_SERVICES") == "1"
 
+# The API suites' fixtures (clients per principal, a small site), shared by every app's tests/api.
+pytest_plugins = ["bkm.tests.api_fixtures"]
+
 # Hypothesis: database-backed examples are slow by nature (no deadline); CI prints the blob that
 # reproduces a failure. HYPOTHESIS_PROFILE=thorough runs many more examples locally.
 hypothesis_settings.register_profile("ci", deadline=None, print_blob=True)

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from balance_groups.factories import UserFactory
 from balance_groups.models import ApiClient, Tenant
-from bkm.tests.api.conftest import booking_payload
+from transactions.tests.api import booking_payload
 
 GROUPS = "/api/v1/balance-groups/"
 
@@ -22,7 +22,7 @@ def assert_error(response, status: int, code: str):
     return body
 
 
-def test_token_authenticates_the_client_and_scopes_to_its_tenant(api, site):
+def test_token_authenticates_the_client_and_scopes_to_its_tenant(api, api_site):
     response = api.get(GROUPS)
     assert response.status_code == 200
     assert {group["code"] for group in response.json()["results"]} == {"HOUSE", "PV-ROOF", "GRID-IMPORT", "APT-1"}
@@ -51,7 +51,7 @@ def test_last_used_is_recorded(api, api_key, tenant):
     assert ApiClient.objects.get(key_hash=ApiClient.hash_key(api_key)).last_used_at is not None
 
 
-def test_session_user_with_tenant_is_scoped_to_it(session_api, site):
+def test_session_user_with_tenant_is_scoped_to_it(session_api, api_site):
     response = session_api.get(GROUPS)
     assert response.status_code == 200
     assert len(response.json()["results"]) == 4
@@ -66,7 +66,7 @@ def test_session_user_without_tenant_gets_403(db):
     assert "tenant" in body["detail"]
 
 
-def test_read_only_client_reads_but_cannot_write(readonly_api, site):
+def test_read_only_client_reads_but_cannot_write(readonly_api, api_site):
     assert readonly_api.get(GROUPS).status_code == 200
     response = readonly_api.post(GROUPS, {"code": "X"}, format="json")
     assert_error(response, 403, "PERMISSION_DENIED")
@@ -78,35 +78,35 @@ def test_unknown_path_is_json_404(api):
     assert_error(api.get("/api/v2/balance-groups/"), 404, "NOT_FOUND")
 
 
-def test_method_not_allowed_is_json_405(api, site):
+def test_method_not_allowed_is_json_405(api, api_site):
     response = api.put(f"{GROUPS}PV-ROOF/", {}, format="json")
     assert_error(response, 405, "METHOD_NOT_ALLOWED")
     assert_error(api.delete("/api/v1/bookings/bulk"), 405, "METHOD_NOT_ALLOWED")
 
 
-def test_form_body_is_415(api, site):
+def test_form_body_is_415(api, api_site):
     response = api.post(GROUPS, {"code": "X"})  # multipart
     assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
 
 
-def test_malformed_json_is_400_parse_error(api, site):
+def test_malformed_json_is_400_parse_error(api, api_site):
     response = api.post(GROUPS, data="{not json", content_type="application/json")
     assert_error(response, 400, "PARSE_ERROR")
 
 
-def test_large_body_is_413(api, site, settings):
+def test_large_body_is_413(api, api_site, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     response = api.post("/api/v1/bookings/bulk", {"bookings": [booking_payload()] * 50}, format="json")
     assert_error(response, 413, "REQUEST_TOO_LARGE")
 
 
-def test_validation_errors_list_fields(api, site):
+def test_validation_errors_list_fields(api, api_site):
     response = api.post(GROUPS, {"code": "NEW", "kind": "nonsense"}, format="json")
     body = assert_error(response, 400, "VALIDATION_ERROR")
     assert set(body["errors"]) == {"name", "kind", "valid_from"}
 
 
-def test_throttle_returns_429_with_retry_after(api, site, settings):
+def test_throttle_returns_429_with_retry_after(api, api_site, settings):
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {"client": "3/min", "bulk": "1/min"},
@@ -118,7 +118,7 @@ def test_throttle_returns_429_with_retry_after(api, site, settings):
     assert int(response["Retry-After"]) >= 1
 
 
-def test_bulk_has_its_own_scope(api, site, settings):
+def test_bulk_has_its_own_scope(api, api_site, settings):
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {"client": "2/min", "bulk": "1/min"},
@@ -131,7 +131,7 @@ def test_bulk_has_its_own_scope(api, site, settings):
     assert_error(api.get(GROUPS), 429, "THROTTLED")
 
 
-def test_throttling_is_per_client(api, other_api, site, settings):
+def test_throttling_is_per_client(api, other_api, api_site, settings):
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {"client": "1/min", "bulk": "1/min"},
@@ -142,7 +142,7 @@ def test_throttling_is_per_client(api, other_api, site, settings):
 
 
 @pytest.mark.redis
-def test_throttle_counts_live_in_the_shared_cache(api, site, settings):
+def test_throttle_counts_live_in_the_shared_cache(api, api_site, settings):
     from django.conf import settings as live
 
     settings.CACHES = {

@@ -9,24 +9,27 @@ import datetime as dt
 import pytest
 
 from balance_groups.services import group_close
-from bkm.tests.api.conftest import T0, booking_payload, iso
 from core.errors import PeriodClosed
+from core.testing import MONDAY as T0
+from core.testing import iso
 from settlement.models import SettlementRun
 from settlement.services import rule_change
 from transactions.models import ClarificationCase
 from transactions.services import booking_create
+from transactions.tests.api import booking_payload
 
 WINDOW = {"start": iso(T0), "end": iso(T0 + dt.timedelta(hours=2))}
 
 
 @pytest.fixture
-def world(site, tenant, other_tenant, make_group):
+def world(api_site, tenant, other_tenant, make_group):
     for code, kind in (("HOUSE", "balance"), ("PV-ROOF", "source"), ("APT-1", "consumer")):
         make_group(code, kind, tenant=other_tenant)
-    rule = rule_change(group=site["pv"], actor="system:test", targets=[(site["house"], 10000)], effective_from=T0)
+    house = api_site["house"]
+    rule = rule_change(group=api_site["pv"], actor="system:test", targets=[(house, 10000)], effective_from=T0)
     provisional = booking_create(tenant=tenant, actor="system:test", **_fields(external_id="p")).booking
     final = booking_create(tenant=tenant, actor="system:test", **_fields(external_id="f", status="final")).booking
-    group_close(group=site["grid"], actor="system:test", until=T0 + dt.timedelta(days=1))
+    group_close(group=api_site["grid"], actor="system:test", until=T0 + dt.timedelta(days=1))
     with pytest.raises(PeriodClosed):  # refused, and kept as a clarification case
         booking_create(
             tenant=tenant,
@@ -37,7 +40,7 @@ def world(site, tenant, other_tenant, make_group):
         )
     run = SettlementRun.objects.create(tenant=tenant, start=T0, end=T0 + dt.timedelta(hours=2), requested_by="test")
     return {
-        "group": site["apt"].pk,
+        "group": api_site["apt"].pk,
         "rule": rule.pk,
         "booking": provisional.pk,
         "final": final.pk,

@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from bkm.tests.api.conftest import T0
+from core.testing import MONDAY as T0
 from settlement.models import SettlementRun
 from transactions.services import booking_create
 
@@ -34,7 +34,7 @@ CHECKS = [
 
 
 @pytest.fixture
-def real_ids(site, tenant):
+def real_ids(api_site, tenant):
     from settlement.services import rule_change
 
     booking = booking_create(
@@ -46,7 +46,8 @@ def real_ids(site, tenant):
         end=T0 + dt.timedelta(hours=1),
         energy_wh=1000,
     ).booking
-    rule = rule_change(group=site["pv"], actor="system:test", targets=[(site["house"], 10000)], effective_from=T0)
+    house = api_site["house"]
+    rule = rule_change(group=api_site["pv"], actor="system:test", targets=[(house, 10000)], effective_from=T0)
     run = SettlementRun.objects.create(tenant=tenant, start=T0, end=T0 + dt.timedelta(hours=1))
     return {
         "balance-groups": "APT-1",

@@ -4,14 +4,15 @@ import datetime as dt
 
 from django.utils import timezone
 
-from bkm.tests.api.conftest import T0, iso
 from core.quarters import next_quarter_after
+from core.testing import MONDAY as T0
+from core.testing import iso
 from settlement.models import SettlementRule
 
 RULES = "/api/v1/settlement-rules/"
 
 
-def test_first_rule_may_start_at_valid_from(api, site):
+def test_first_rule_may_start_at_valid_from(api, api_site):
     response = api.post(
         RULES,
         {
@@ -24,13 +25,13 @@ def test_first_rule_may_start_at_valid_from(api, site):
     )
     assert response.status_code == 201, response.json()
     body = response.json()
-    assert body["group"] == str(site["pv"].pk)
-    assert body["targets"] == [{"parent": str(site["house"].pk), "share": 10000}]
+    assert body["group"] == str(api_site["pv"].pk)
+    assert body["targets"] == [{"parent": str(api_site["house"].pk), "share": 10000}]
     assert body["interval"] == "1h" and body["effective_from"] == iso(T0) and body["effective_until"] is None
     assert api.get(f"{RULES}{body['id']}/").json() == body
 
 
-def test_later_version_defaults_to_next_quarter_and_ends_the_previous(api, site):
+def test_later_version_defaults_to_next_quarter_and_ends_the_previous(api, api_site):
     first = api.post(
         RULES,
         {"group": "PV-ROOF", "targets": [{"parent": "HOUSE", "share": 10000}], "effective_from": iso(T0)},
@@ -42,10 +43,10 @@ def test_later_version_defaults_to_next_quarter_and_ends_the_previous(api, site)
     starts = dt.datetime.fromisoformat(second.json()["effective_from"])
     assert starts >= before
     assert api.get(f"{RULES}{first['id']}/").json()["effective_until"] == second.json()["effective_from"]
-    assert SettlementRule.objects.filter(group=site["pv"]).count() == 2
+    assert SettlementRule.objects.filter(group=api_site["pv"]).count() == 2
 
 
-def test_retroactive_change_is_400(api, site):
+def test_retroactive_change_is_400(api, api_site):
     api.post(
         RULES,
         {"group": "PV-ROOF", "targets": [{"parent": "HOUSE", "share": 10000}], "effective_from": iso(T0)},
@@ -63,7 +64,7 @@ def test_retroactive_change_is_400(api, site):
     assert response.status_code == 400 and "effective_from" in response.json()["errors"]
 
 
-def test_shares_must_sum_to_10000(api, site, make_group):
+def test_shares_must_sum_to_10000(api, api_site, make_group):
     make_group("HOUSE-2", "balance")
     response = api.post(
         RULES,
@@ -73,7 +74,7 @@ def test_shares_must_sum_to_10000(api, site, make_group):
     assert response.status_code == 400 and "targets" in response.json()["errors"]
 
 
-def test_cycle_is_400(api, site, make_group):
+def test_cycle_is_400(api, api_site, make_group):
     make_group("TOP", "balance")
     ok = api.post(
         RULES,
@@ -89,7 +90,7 @@ def test_cycle_is_400(api, site, make_group):
     assert cycle.status_code == 400 and "cycle" in cycle.json()["detail"]
 
 
-def test_unknown_target_is_400_and_list_filters(api, site, other_tenant, make_group):
+def test_unknown_target_is_400_and_list_filters(api, api_site, other_tenant, make_group):
     response = api.post(RULES, {"group": "PV-ROOF", "targets": [{"parent": "NOPE", "share": 10000}]}, format="json")
     assert response.status_code == 400 and "targets.0.parent" in response.json()["errors"]
     api.post(

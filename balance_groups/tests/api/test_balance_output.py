@@ -6,8 +6,10 @@ import pytest
 from rest_framework.renderers import JSONRenderer
 
 from balance_groups.serializers import GroupBalanceSerializer
-from bkm.tests.api.conftest import T0, booking_payload, iso
+from core.testing import MONDAY as T0
+from core.testing import iso
 from settlement.selectors import group_balance
+from transactions.tests.api import booking_payload
 
 GROUPS = "/api/v1/balance-groups/"
 
@@ -18,7 +20,7 @@ def serializer_output(group, start, end, resolution):
 
 
 @pytest.fixture
-def booked(api, site):
+def booked(api, api_site):
     """A final hour and a provisional hour for APT-1, the second crossing a day boundary."""
     final = api.post("/api/v1/bookings/", booking_payload(energy_wh=1001), format="json").json()
     assert api.post(f"/api/v1/bookings/{final['id']}/finalize").status_code == 200
@@ -35,7 +37,7 @@ def booked(api, site):
         format="json",
     )
     assert response.status_code == 201, response.json()
-    return site
+    return api_site
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,10 @@
-import datetime as dt
+"""Fixtures of the API suites (every app's ``tests/api`` and ``bkm/tests/api``), loaded by the root
+``conftest.py`` as a plugin: API clients per principal and a small site of groups."""
 
 import pytest
 from rest_framework.test import APIClient
 
 from balance_groups.services import api_client_create
-from core.testing import MONDAY as T0
-from core.testing import iso
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +60,7 @@ def session_api(operator):
 
 
 @pytest.fixture
-def site(make_group):
+def api_site(make_group):
     """PV and grid feed a house balance; an apartment consumes."""
     return {
         "house": make_group("HOUSE", "balance"),
@@ -69,15 +68,3 @@ def site(make_group):
         "grid": make_group("GRID-IMPORT", "source"),
         "apt": make_group("APT-1", "consumer"),
     }
-
-
-def booking_payload(**overrides) -> dict:
-    payload = {
-        "source": "PV-ROOF",
-        "destination": "APT-1",
-        "start": iso(T0),
-        "end": iso(T0 + dt.timedelta(hours=1)),
-        "energy_wh": 1001,
-    }
-    payload.update(overrides)
-    return payload

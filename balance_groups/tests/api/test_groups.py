@@ -3,7 +3,9 @@
 import datetime as dt
 
 from balance_groups.models import AuditEntry, BalanceGroup
-from bkm.tests.api.conftest import T0, booking_payload, iso
+from core.testing import MONDAY as T0
+from core.testing import iso
+from transactions.tests.api import booking_payload
 
 GROUPS = "/api/v1/balance-groups/"
 
@@ -43,7 +45,7 @@ def test_misaligned_instant_is_refused_not_rounded(api, tenant):
     assert not BalanceGroup.objects.filter(code="A").exists()
 
 
-def test_duplicate_code_is_400(api, site):
+def test_duplicate_code_is_400(api, api_site):
     response = api.post(
         GROUPS, {"code": "PV-ROOF", "name": "again", "kind": "source", "valid_from": iso(T0)}, format="json"
     )
@@ -51,37 +53,37 @@ def test_duplicate_code_is_400(api, site):
     assert response.json()["code"] == "VALIDATION_ERROR" and "code" in response.json()["errors"]
 
 
-def test_get_by_id_or_code(api, site):
+def test_get_by_id_or_code(api, api_site):
     by_code = api.get(f"{GROUPS}PV-ROOF/")
     assert by_code.status_code == 200
-    by_id = api.get(f"{GROUPS}{site['pv'].pk}/")
+    by_id = api.get(f"{GROUPS}{api_site['pv'].pk}/")
     assert by_id.json() == by_code.json()
 
 
-def test_list_filters(api, site):
+def test_list_filters(api, api_site):
     kinds = api.get(GROUPS, {"kind": "source"}).json()["results"]
     assert {group["code"] for group in kinds} == {"PV-ROOF", "GRID-IMPORT"}
     assert api.get(GROUPS, {"kind": "planet"}).status_code == 400
 
 
-def test_patch_changes_name_and_validity(api, site):
+def test_patch_changes_name_and_validity(api, api_site):
     response = api.patch(
         f"{GROUPS}APT-1/", {"name": "Apartment 1", "valid_until": "2027-01-01T00:00:00Z"}, format="json"
     )
     assert response.status_code == 200, response.json()
-    site["apt"].refresh_from_db()
-    assert site["apt"].name == "Apartment 1"
+    api_site["apt"].refresh_from_db()
+    assert api_site["apt"].name == "Apartment 1"
     assert response.json()["valid_until"] == "2027-01-01T00:00:00Z"
 
 
-def test_patch_kind_is_refused(api, site):
+def test_patch_kind_is_refused(api, api_site):
     response = api.patch(f"{GROUPS}APT-1/", {"kind": "source"}, format="json")
     assert response.status_code == 400
-    site["apt"].refresh_from_db()
-    assert site["apt"].kind == "consumer"
+    api_site["apt"].refresh_from_db()
+    assert api_site["apt"].kind == "consumer"
 
 
-def test_close_until_and_whole_group(api, site):
+def test_close_until_and_whole_group(api, api_site):
     until = iso(T0 + dt.timedelta(days=1))
     response = api.post(f"{GROUPS}APT-1/close", {"until": until}, format="json")
     assert response.status_code == 200
@@ -94,7 +96,7 @@ def test_close_until_and_whole_group(api, site):
     assert body["valid_until"] is not None and body["closed_until"] == body["valid_until"]
 
 
-def test_delete_without_bookings_then_with_bookings(api, site):
+def test_delete_without_bookings_then_with_bookings(api, api_site):
     assert api.delete(f"{GROUPS}HOUSE/").status_code == 204
     assert not BalanceGroup.objects.filter(code="HOUSE").exists()
     assert api.post("/api/v1/bookings/", booking_payload(), format="json").status_code == 201
@@ -102,7 +104,7 @@ def test_delete_without_bookings_then_with_bookings(api, site):
     assert response.status_code == 409 and response.json()["code"] == "CONFLICT"
 
 
-def test_status_follows_bookings(api, site):
+def test_status_follows_bookings(api, api_site):
     booking = api.post("/api/v1/bookings/", booking_payload(), format="json").json()
     assert api.get(f"{GROUPS}PV-ROOF/").json()["status"] == "provisional"
     assert api.get(f"{GROUPS}HOUSE/").json()["status"] == "final"
@@ -110,22 +112,22 @@ def test_status_follows_bookings(api, site):
     assert api.get(f"{GROUPS}PV-ROOF/").json()["status"] == "final"
 
 
-def test_parent_comes_from_the_rule_in_force(api, site):
+def test_parent_comes_from_the_rule_in_force(api, api_site):
     rule = {"group": "PV-ROOF", "targets": [{"parent": "HOUSE", "share": 10000}], "effective_from": iso(T0)}
     assert api.post("/api/v1/settlement-rules/", rule, format="json").status_code == 201
-    assert api.get(f"{GROUPS}PV-ROOF/").json()["parent"] == str(site["house"].pk)
+    assert api.get(f"{GROUPS}PV-ROOF/").json()["parent"] == str(api_site["house"].pk)
     listed = {group["code"]: group["parent"] for group in api.get(GROUPS).json()["results"]}
-    assert listed["PV-ROOF"] == str(site["house"].pk) and listed["APT-1"] is None
+    assert listed["PV-ROOF"] == str(api_site["house"].pk) and listed["APT-1"] is None
 
 
-def test_balance_zero_filled_and_exact(api, site):
+def test_balance_zero_filled_and_exact(api, api_site):
     api.post("/api/v1/bookings/", booking_payload(energy_wh=1001), format="json")  # PV -> APT over 1 h
     response = api.get(
         f"{GROUPS}APT-1/balance", {"start": iso(T0 - dt.timedelta(hours=1)), "end": iso(T0 + dt.timedelta(hours=2))}
     )
     assert response.status_code == 200, response.json()
     body = response.json()
-    assert body["group"] == str(site["apt"].pk)
+    assert body["group"] == str(api_site["apt"].pk)
     assert body["inflow_wh"] == 1001 and body["outflow_wh"] == 0 and body["net_wh"] == 1001
     assert body["status"] == "provisional"
     assert len(body["intervals"]) == 12
@@ -138,7 +140,7 @@ def test_balance_zero_filled_and_exact(api, site):
     assert [interval["net_wh"] for interval in hourly["intervals"]] == [-1001, 0]
 
 
-def test_balance_day_resolution_on_dst_day(api, site):
+def test_balance_day_resolution_on_dst_day(api, api_site):
     # 2026-03-29 is the spring change in Europe/Berlin: a local day of 92 quarter-hours.
     response = api.get(
         f"{GROUPS}APT-1/balance",
@@ -154,7 +156,7 @@ def test_balance_day_resolution_on_dst_day(api, site):
     assert daily["intervals"][0]["end"] == "2026-03-29T22:00:00Z"
 
 
-def test_balance_needs_a_valid_window(api, site):
+def test_balance_needs_a_valid_window(api, api_site):
     assert api.get(f"{GROUPS}APT-1/balance").status_code == 400
     reversed_window = api.get(f"{GROUPS}APT-1/balance", {"start": iso(T0), "end": iso(T0)})
     assert reversed_window.status_code == 400
@@ -164,14 +166,14 @@ def test_balance_needs_a_valid_window(api, site):
     assert naive.status_code == 400
 
 
-def test_unknown_group_is_404(api, site):
+def test_unknown_group_is_404(api, api_site):
     assert api.get(f"{GROUPS}NOPE/").status_code == 404
     assert (
         api.get(f"{GROUPS}NOPE/balance", {"start": iso(T0), "end": iso(T0 + dt.timedelta(hours=1))}).status_code == 404
     )
 
 
-def test_group_list_queries_do_not_grow_with_groups(api, site, make_group, django_assert_max_num_queries):
+def test_group_list_queries_do_not_grow_with_groups(api, api_site, make_group, django_assert_max_num_queries):
     with django_assert_max_num_queries(12):
         api.get(GROUPS)
     for n in range(30):

@@ -7,11 +7,13 @@ import pytest
 from django.db import connection
 
 from balance_groups.models import AuditEntry
-from bkm.tests.api.conftest import T0, booking_payload, iso
 from core.splitting import split_energy
+from core.testing import MONDAY as T0
+from core.testing import iso
 from transactions import bulk
 from transactions.bulk import bookings_bulk_ingest
 from transactions.models import Booking, ClarificationCase, LedgerLine
+from transactions.tests.api import booking_payload
 
 BULK = "/api/v1/bookings/bulk"
 
@@ -23,7 +25,7 @@ def quarter(n: int, **overrides) -> dict:
     )
 
 
-def test_valid_items_are_stored_and_invalid_ones_reported(api, site):
+def test_valid_items_are_stored_and_invalid_ones_reported(api, api_site):
     items = [quarter(0), quarter(1), {**quarter(2), "start": "2026-03-02T00:31:00Z"}, quarter(3, source="NOPE"), "x"]
     response = api.post(BULK, {"bookings": items}, format="json")
     assert response.status_code == 200, response.json()
@@ -39,7 +41,7 @@ def test_valid_items_are_stored_and_invalid_ones_reported(api, site):
     assert LedgerLine.objects.count() == 2
 
 
-def test_lines_split_exactly_like_split_energy(api, site):
+def test_lines_split_exactly_like_split_energy(api, api_site):
     items = [
         booking_payload(external_id="a", energy_wh=1001),  # 4 quarter-hours
         booking_payload(external_id="b", energy_wh=3, end=iso(T0 + dt.timedelta(hours=2))),  # 8 quarters, 3 Wh
@@ -58,7 +60,7 @@ def test_lines_split_exactly_like_split_energy(api, site):
     assert final.finalized_at is not None and final.kind == "manual"
 
 
-def test_external_id_semantics(api, site):
+def test_external_id_semantics(api, api_site):
     api.post(BULK, {"bookings": [quarter(0), quarter(1), quarter(2, status="final")]}, format="json")
     items = [
         quarter(0),
@@ -76,7 +78,7 @@ def test_external_id_semantics(api, site):
     assert Booking.objects.count() == 4
 
 
-def test_duplicates_inside_one_request_behave_like_consecutive_requests(api, site):
+def test_duplicates_inside_one_request_behave_like_consecutive_requests(api, api_site):
     items = [quarter(0), quarter(0), {**quarter(0), "energy_wh": 5}, {**quarter(1), "status": "final"}, quarter(1)]
     body = api.post(BULK, {"bookings": items}, format="json").json()
     assert (body["created"], body["replaced"], body["unchanged"]) == (2, 1, 1)
@@ -86,7 +88,7 @@ def test_duplicates_inside_one_request_behave_like_consecutive_requests(api, sit
     assert LedgerLine.objects.count() == 2
 
 
-def test_closed_period_items_become_clarification_cases(api, site):
+def test_closed_period_items_become_clarification_cases(api, api_site):
     api.post("/api/v1/balance-groups/APT-1/close", {"until": iso(T0 + dt.timedelta(minutes=30))}, format="json")
     items = [quarter(0), quarter(1), quarter(2), {**quarter(3), "external_id": None}]
     del items[3]["external_id"]
@@ -101,7 +103,7 @@ def test_closed_period_items_become_clarification_cases(api, site):
     assert {case.channel for case in cases} == {"bulk"} and {case.reason for case in cases} == {"PERIOD_CLOSED"}
 
 
-def test_unchanged_resend_into_a_closed_period_is_not_a_case(api, site):
+def test_unchanged_resend_into_a_closed_period_is_not_a_case(api, api_site):
     api.post(BULK, {"bookings": [quarter(0)]}, format="json")
     api.post("/api/v1/balance-groups/APT-1/close", {"until": iso(T0 + dt.timedelta(hours=1))}, format="json")
     body = api.post(BULK, {"bookings": [quarter(0), {**quarter(0), "energy_wh": 1}]}, format="json").json()
@@ -110,7 +112,7 @@ def test_unchanged_resend_into_a_closed_period_is_not_a_case(api, site):
     assert ClarificationCase.objects.count() == 1
 
 
-def test_one_audit_entry_per_request(api, site):
+def test_one_audit_entry_per_request(api, api_site):
     before = AuditEntry.objects.count()
     api.post(BULK, {"bookings": [quarter(n) for n in range(20)]}, format="json")
     entries = AuditEntry.objects.all()[: AuditEntry.objects.count() - before]
@@ -118,7 +120,7 @@ def test_one_audit_entry_per_request(api, site):
     assert entries[0].action == "booking.bulk_ingest" and entries[0].data["created"] == 20
 
 
-def test_dry_run_stores_nothing(api, site):
+def test_dry_run_stores_nothing(api, api_site):
     api.post("/api/v1/balance-groups/APT-1/close", {"until": iso(T0 + dt.timedelta(minutes=15))}, format="json")
     audit_before = AuditEntry.objects.count()
     body = api.post(f"{BULK}?dry_run=true", {"bookings": [quarter(0), quarter(1)]}, format="json").json()
@@ -128,18 +130,18 @@ def test_dry_run_stores_nothing(api, site):
 
 
 @pytest.mark.parametrize("body", [[], {"bookings": "x"}, {"items": []}, {"bookings": [], "extra": 1}])
-def test_body_shape_is_checked(api, site, body):
+def test_body_shape_is_checked(api, api_site, body):
     response = api.post(BULK, body, format="json")
     assert response.status_code == 400 and response.json()["code"] == "VALIDATION_ERROR"
 
 
-def test_item_limit(api, site, monkeypatch):
+def test_item_limit(api, api_site, monkeypatch):
     monkeypatch.setattr(bulk, "MAX_ITEMS", 3)
     response = api.post(BULK, {"bookings": [quarter(n) for n in range(4)]}, format="json")
     assert response.status_code == 400 and "At most 3" in response.json()["detail"]
 
 
-def test_service_matches_single_booking_messages(tenant, site):
+def test_service_matches_single_booking_messages(tenant, api_site):
     from core.errors import BkmError
     from transactions.payloads import booking_fields_from_payload
     from transactions.services import booking_create
@@ -159,7 +161,7 @@ def test_service_matches_single_booking_messages(tenant, site):
         assert (entry["code"], entry["detail"]) == (raised.value.code, raised.value.detail)
 
 
-def test_sqlite_and_postgres_paths_agree(tenant, site, monkeypatch):
+def test_sqlite_and_postgres_paths_agree(tenant, api_site, monkeypatch):
     items = [
         booking_payload(external_id=f"x{n}", energy_wh=n + 1, end=iso(T0 + dt.timedelta(minutes=15 * (n % 5 + 1))))
         for n in range(12)
@@ -177,12 +179,12 @@ def test_sqlite_and_postgres_paths_agree(tenant, site, monkeypatch):
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_identical_posts_create_each_booking_once(site):
+def test_concurrent_identical_posts_create_each_booking_once(api_site):
     from rest_framework.test import APIClient
 
     from balance_groups.services import api_client_create
 
-    _client, key = api_client_create(tenant=site["pv"].tenant, name="gateway")
+    _client, key = api_client_create(tenant=api_site["pv"].tenant, name="gateway")
     items = [quarter(n) for n in range(300)]
     results, errors = [], []
     barrier = threading.Barrier(3)
@@ -212,7 +214,7 @@ def test_concurrent_identical_posts_create_each_booking_once(site):
     assert LedgerLine.objects.count() == 300
 
 
-def test_replacing_a_booking_in_a_closed_period_is_refused_and_kept(api, site):
+def test_replacing_a_booking_in_a_closed_period_is_refused_and_kept(api, api_site):
     api.post(BULK, {"bookings": [quarter(0)]}, format="json")
     api.post("/api/v1/balance-groups/APT-1/close", {"until": iso(T0 + dt.timedelta(minutes=15))}, format="json")
     moved = {**quarter(0), "start": iso(T0 + dt.timedelta(hours=1)), "end": iso(T0 + dt.timedelta(hours=2))}
@@ -222,7 +224,7 @@ def test_replacing_a_booking_in_a_closed_period_is_refused_and_kept(api, site):
     assert ClarificationCase.objects.get().payload == moved
 
 
-def test_bulk_query_count_does_not_grow_with_items(api, site, django_assert_max_num_queries):
+def test_bulk_query_count_does_not_grow_with_items(api, api_site, django_assert_max_num_queries):
     with django_assert_max_num_queries(40):
         api.post(BULK, {"bookings": [quarter(n) for n in range(5)]}, format="json")
     with django_assert_max_num_queries(40):
@@ -230,7 +232,7 @@ def test_bulk_query_count_does_not_grow_with_items(api, site, django_assert_max_
     assert Booking.objects.count() == 80
 
 
-def test_a_lost_insert_race_is_decided_again(tenant, site, monkeypatch):
+def test_a_lost_insert_race_is_decided_again(tenant, api_site, monkeypatch):
     """If another request inserted the same external ids after we looked, the UNIQUE constraint
     refuses ours; the request is decided again and reports them unchanged."""
     items = [quarter(n) for n in range(3)]
