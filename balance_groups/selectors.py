@@ -25,6 +25,7 @@ class GroupIndex:
         for group in groups:
             self.by_id[group.pk] = group
             self.by_code[group.code] = group
+            group.id_text = str(group.pk)  # formatted once for the many rows that name the group
 
     def get(self, ref) -> BalanceGroup | None:
         text = str(ref).strip()

@@ -167,10 +167,10 @@ class TableRows:
                     )
 
     def _copy(self, cursor, sql: str) -> None:
-        pairs = list(enumerate(self._formatters()))
         with cursor.copy(sql) as copy:
-            for chunk in chunks(self.rows, 20000):
-                copy.write("".join("\t".join([f(row[i]) for i, f in pairs]) + "\n" for row in chunk))
+            write_row = copy.write_row
+            for row in self.rows:
+                write_row(row)
 
 
 def uuid4_texts(count: int) -> list[str]:

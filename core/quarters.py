@@ -26,11 +26,17 @@ def site_zone() -> ZoneInfo:
 
 
 def is_aligned(instant: dt.datetime) -> bool:
-    return instant.second == 0 and instant.microsecond == 0 and int(instant.timestamp()) % QUARTER_SECONDS == 0
+    if instant.second or instant.microsecond:
+        return False
+    if instant.tzinfo is UTC:
+        return instant.minute % 15 == 0
+    return int(instant.timestamp()) % QUARTER_SECONDS == 0  # offsets of 30 or 45 minutes exist
 
 
 def require_aware(instant: dt.datetime, field: str) -> dt.datetime:
     """Return the instant in UTC; a naive datetime is an error, never guessed."""
+    if type(instant) is dt.datetime and instant.tzinfo is UTC:
+        return instant  # the common case, already checked once (bulk items repeat their instants)
     if not isinstance(instant, dt.datetime):
         raise InvalidInput.for_field(field, f"{field} must be a date-time with an explicit offset.")
     if timezone.is_naive(instant):

@@ -87,7 +87,7 @@ def _validate(items: list, groups: GroupIndex, rejected: list, clarify: list) ->
             fields = booking_fields_from_payload(item, instants)
             source = _resolve(groups, fields["source"], "source")
             destination = _resolve(groups, fields["destination"], "destination")
-            values = clean_booking(**{**fields, "source": source, "destination": destination})
+            values = clean_booking(fields, source=source, destination=destination)
         except BkmError as error:
             rejected.append(_rejection(index, error))
             continue
@@ -110,8 +110,8 @@ def _validate(items: list, groups: GroupIndex, rejected: list, clarify: list) ->
                 index,
                 external_id,
                 values["name"],
-                str(source.pk),
-                str(destination.pk),
+                source.id_text,
+                destination.id_text,
                 to_epoch(values["start"]),
                 to_epoch(values["end"]),
                 values["energy_wh"],

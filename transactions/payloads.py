@@ -15,6 +15,7 @@ REQUIRED_FIELDS = ("source", "destination", "start", "end", "energy_wh")
 ALLOWED_FIELDS = frozenset(BOOKING_FIELDS) | {"id", "kind", "lines"}  # read-only fields of a booking
 MAX_ENERGY_WH = 10**15  # a petawatt-hour: far above any site, far below BIGINT overflow
 MAX_TEXT = 200
+STATUSES = frozenset(BookingStatus.values)
 
 
 def booking_fields_from_payload(payload: dict, instants: dict | None = None) -> dict:
@@ -71,19 +72,21 @@ def validate_energy(energy_wh) -> int:
 
 
 def validate_status(status) -> str:
-    if status not in BookingStatus.values:
+    if status not in STATUSES:
         raise InvalidInput.for_field("status", f"status must be one of {', '.join(BookingStatus.values)}.")
     return status
 
 
-def clean_booking(*, source, destination, start, end, energy_wh, status, external_id, name) -> dict:
-    """The booking's values checked and normalised (instants in UTC); ``source`` and ``destination``
-    are resolved groups. The keys are the booking's own fields."""
+def clean_booking(fields: dict, *, source, destination) -> dict:
+    """The booking's values (``fields`` as ``booking_fields_from_payload`` gives them) checked and
+    normalised, instants in UTC; ``source`` and ``destination`` are the resolved groups. The keys
+    of the result are the booking's own fields."""
     if source.pk == destination.pk:
         raise InvalidInput.for_field("destination", "source and destination must be different groups.")
-    start, end = require_window(start, end)
-    energy_wh = validate_energy(energy_wh)
-    status = validate_status(status)
+    start, end = require_window(fields["start"], fields["end"])
+    energy_wh = validate_energy(fields["energy_wh"])
+    status = validate_status(fields["status"])
+    external_id, name = fields["external_id"], fields["name"]
     if external_id is not None and (
         not isinstance(external_id, str) or not external_id.strip() or len(external_id) > MAX_TEXT
     ):

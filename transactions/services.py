@@ -105,15 +105,11 @@ def booking_create(
     provisional booking and is refused for a final one. Input refused because of a closed
     period or a group that is not valid is kept as a clarification case (``payload``).
     """
+    fields = {"start": start, "end": end, "energy_wh": energy_wh, "status": status}
     content = clean_booking(
+        {**fields, "external_id": external_id, "name": name},
         source=group_get(tenant=tenant, ref=source),
         destination=group_get(tenant=tenant, ref=destination),
-        start=start,
-        end=end,
-        energy_wh=energy_wh,
-        status=status,
-        external_id=external_id,
-        name=name,
     )
     external_id = content.pop("external_id")
     if external_id is not None:
