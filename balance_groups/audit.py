@@ -1,8 +1,9 @@
 """The audit trail: every write records who did what, in the same transaction."""
 
-from balance_groups.models import ApiClient, AuditEntry, User
+from balance_groups.models import ApiClient, AuditAction, AuditEntry, User
 
 SYSTEM = "system"
+ACTIONS = frozenset(AuditAction.values)
 
 
 def actor_label(actor) -> str:
@@ -16,7 +17,9 @@ def actor_label(actor) -> str:
     return f"{SYSTEM}:unknown"
 
 
-def audit_record(*, tenant, actor, action: str, obj, data: dict | None = None) -> AuditEntry:
+def audit_record(*, tenant, actor, action: AuditAction, obj, data: dict | None = None) -> AuditEntry:
+    if action not in ACTIONS:
+        raise ValueError(f"Unknown audit action {action!r}: add it to AuditAction.")
     return AuditEntry.objects.create(
         tenant=tenant,
         actor=actor_label(actor),

@@ -99,6 +99,29 @@ class BalanceGroup(models.Model):
         return f"{self.code}: {self.name}"
 
 
+class AuditAction(models.TextChoices):
+    """Every kind of write, as the audit trail names it."""
+
+    API_CLIENT_CREATE = "api_client.create", "API client created"
+    API_CLIENT_REVOKE = "api_client.revoke", "API client revoked"
+    GROUP_CREATE = "group.create", "Group created"
+    GROUP_UPDATE = "group.update", "Group changed"
+    GROUP_CLOSE = "group.close", "Group closed"
+    GROUP_DELETE = "group.delete", "Group deleted"
+    RULE_CHANGE = "rule.change", "Settlement rule changed"
+    BOOKING_CREATE = "booking.create", "Booking created"
+    BOOKING_REPLACE = "booking.replace", "Booking replaced"
+    BOOKING_FINALIZE = "booking.finalize", "Booking finalized"
+    BOOKING_REVERSE = "booking.reverse", "Booking reversed"
+    BOOKING_BULK_INGEST = "booking.bulk_ingest", "Bookings ingested in bulk"
+    CLARIFICATION_CREATE = "clarification.create", "Clarification case recorded"
+    CLARIFICATION_REBOOK = "clarification.rebook", "Clarification case rebooked"
+    CLARIFICATION_DISMISS = "clarification.dismiss", "Clarification case dismissed"
+    SETTLEMENT_REQUEST = "settlement.request", "Settlement run requested"
+    SETTLEMENT_RUN = "settlement.run", "Settlement run finished"
+    SETTLEMENT_APPLY = "settlement.apply", "Settlement bookings written"
+
+
 class AuditEntry(models.Model):
     """Who changed what, when. Written in the same transaction as the change."""
 
@@ -107,7 +130,7 @@ class AuditEntry(models.Model):
     actor = models.CharField(max_length=200, help_text="user:<name>, client:<name> or system:<job>.")
     user = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL)
     api_client = models.ForeignKey(ApiClient, null=True, blank=True, on_delete=models.SET_NULL)
-    action = models.CharField(max_length=64, db_index=True)
+    action = models.CharField(max_length=64, db_index=True, choices=AuditAction.choices)
     object_type = models.CharField(max_length=64)
     object_id = models.CharField(max_length=64, db_index=True)
     data = models.JSONField(default=dict, blank=True)

@@ -5,7 +5,7 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 
 from balance_groups.audit import audit_record
-from balance_groups.models import ApiClient, BalanceGroup, GroupKind, Tenant
+from balance_groups.models import ApiClient, AuditAction, BalanceGroup, GroupKind, Tenant
 from core.errors import Conflict, InvalidInput
 from core.ledger import group_has_entries_outside
 from core.quarters import next_quarter_after, require_aligned
@@ -26,7 +26,9 @@ def api_client_create(
     client = ApiClient.objects.create(
         tenant=tenant, name=name, read_only=read_only, key_prefix=key[:8], key_hash=ApiClient.hash_key(key)
     )
-    audit_record(tenant=tenant, actor=actor, action="api_client.create", obj=client, data={"read_only": read_only})
+    audit_record(
+        tenant=tenant, actor=actor, action=AuditAction.API_CLIENT_CREATE, obj=client, data={"read_only": read_only}
+    )
     return client, key
 
 
@@ -35,7 +37,7 @@ def api_client_revoke(*, client: ApiClient, actor) -> ApiClient:
     if client.revoked_at is None:
         client.revoked_at = timezone.now()
         client.save(update_fields=["revoked_at"])
-        audit_record(tenant=client.tenant, actor=actor, action="api_client.revoke", obj=client)
+        audit_record(tenant=client.tenant, actor=actor, action=AuditAction.API_CLIENT_REVOKE, obj=client)
     return client
 
 
@@ -83,7 +85,9 @@ def group_create(
             )
     except IntegrityError:
         raise InvalidInput.for_field("code", f"A group with code {code!r} exists already.") from None
-    audit_record(tenant=tenant, actor=actor, action="group.create", obj=group, data={"code": code, "kind": kind})
+    audit_record(
+        tenant=tenant, actor=actor, action=AuditAction.GROUP_CREATE, obj=group, data={"code": code, "kind": kind}
+    )
     return group
 
 
@@ -112,7 +116,11 @@ def group_update(*, group: BalanceGroup, actor, **changes) -> BalanceGroup:
     group.save()
     after = {field: str(getattr(group, field)) for field in changes}
     audit_record(
-        tenant=group.tenant, actor=actor, action="group.update", obj=group, data={"before": before, "after": after}
+        tenant=group.tenant,
+        actor=actor,
+        action=AuditAction.GROUP_UPDATE,
+        obj=group,
+        data={"before": before, "after": after},
     )
     return group
 
@@ -138,7 +146,9 @@ def group_close(*, group: BalanceGroup, actor, until: dt.datetime | None = None)
         )
     group.closed_until = until
     group.save()
-    audit_record(tenant=group.tenant, actor=actor, action="group.close", obj=group, data={"until": until.isoformat()})
+    audit_record(
+        tenant=group.tenant, actor=actor, action=AuditAction.GROUP_CLOSE, obj=group, data={"until": until.isoformat()}
+    )
     return group
 
 
@@ -148,7 +158,9 @@ def group_delete(*, group: BalanceGroup, actor) -> None:
 
     The references are the database's: bookings and settlement targets protect the group.
     """
-    audit_record(tenant=group.tenant, actor=actor, action="group.delete", obj=group, data={"code": group.code})
+    audit_record(
+        tenant=group.tenant, actor=actor, action=AuditAction.GROUP_DELETE, obj=group, data={"code": group.code}
+    )
     try:
         with transaction.atomic():
             group.delete()

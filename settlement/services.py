@@ -14,7 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from balance_groups.audit import actor_label, audit_record
-from balance_groups.models import BalanceGroup, GroupKind, Tenant
+from balance_groups.models import AuditAction, BalanceGroup, GroupKind, Tenant
 from core import jobs
 from core.db import is_postgres
 from core.errors import InvalidInput
@@ -155,7 +155,7 @@ def rule_change(
     audit_record(
         tenant=group.tenant,
         actor=actor,
-        action="rule.change",
+        action=AuditAction.RULE_CHANGE,
         obj=rule,
         data={
             "group": group.code,
@@ -230,7 +230,7 @@ def _execute(run: SettlementRun, units, *, progress: Progress | None = None, now
         audit_record(
             tenant=run.tenant,
             actor=run.requested_by or SETTLE_ACTOR,
-            action="settlement.run",
+            action=AuditAction.SETTLEMENT_RUN,
             obj=run,
             data={
                 "start": run.start.isoformat(),
@@ -320,7 +320,7 @@ def settlement_run_request(*, tenant, actor, start, end) -> SettlementRun:
         audit_record(
             tenant=tenant,
             actor=actor,
-            action="settlement.request",
+            action=AuditAction.SETTLEMENT_REQUEST,
             obj=run,
             data={"start": start.isoformat(), "end": end.isoformat()},
         )

@@ -28,6 +28,7 @@ from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from balance_groups.audit import actor_label, audit_record
+from balance_groups.models import AuditAction
 from balance_groups.selectors import GroupIndex, group_index, groups_locked_for_booking
 from core.db import advisory_xact_lock, chunks, is_postgres, uuid4_texts
 from core.errors import BkmError, BookingFinal, Conflict, GroupNotValid, InvalidInput, PeriodClosed
@@ -382,7 +383,7 @@ def _write(*, tenant, actor, plan: _Plan, channel: str, clarify: list) -> None:
         audit_record(
             tenant=tenant,
             actor=actor,
-            action="booking.bulk_ingest",
+            action=AuditAction.BOOKING_BULK_INGEST,
             obj=BulkRequest(uuid.uuid4()),
             data={
                 "channel": channel,

@@ -72,7 +72,7 @@ def validate_energy(energy_wh) -> int:
 
 
 def validate_status(status) -> str:
-    if status not in STATUSES:
+    if not isinstance(status, str) or status not in STATUSES:
         raise InvalidInput.for_field("status", f"status must be one of {', '.join(BookingStatus.values)}.")
     return status
 

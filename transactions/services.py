@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from balance_groups.audit import actor_label, audit_record
-from balance_groups.models import BalanceGroup
+from balance_groups.models import AuditAction, BalanceGroup
 from balance_groups.selectors import group_get, groups_locked_for_booking
 from core.errors import BkmError, BookingFinal, Conflict, GroupNotValid, InvalidInput, PeriodClosed
 from core.ledger import ledger_changed
@@ -80,7 +80,9 @@ def clarification_record(*, tenant, actor, error: BkmError, payload: dict, chann
             channel=channel,
             created_by=actor_label(actor),
         )
-        audit_record(tenant=tenant, actor=actor, action="clarification.create", obj=case, data={"reason": case.reason})
+        audit_record(
+            tenant=tenant, actor=actor, action=AuditAction.CLARIFICATION_CREATE, obj=case, data={"reason": case.reason}
+        )
     return case
 
 
@@ -172,7 +174,9 @@ def _booking_write(*, tenant, actor, external_id, content) -> BookingResult:
         existing.finalized_at = timezone.now() if existing.status == BookingStatus.FINAL else None
         existing.save()
         LedgerLine.objects.bulk_create(build_lines(existing))
-        audit_record(tenant=tenant, actor=actor, action="booking.replace", obj=existing, data=_audit_content(content))
+        audit_record(
+            tenant=tenant, actor=actor, action=AuditAction.BOOKING_REPLACE, obj=existing, data=_audit_content(content)
+        )
         ledger_changed(tenant_id=tenant.pk, start=old_window[0], end=old_window[1])
         ledger_changed(tenant_id=tenant.pk, start=existing.start, end=existing.end)
         return BookingResult(existing, "replaced")
@@ -187,7 +191,9 @@ def _booking_write(*, tenant, actor, external_id, content) -> BookingResult:
             **content,
         )
     LedgerLine.objects.bulk_create(build_lines(booking))
-    audit_record(tenant=tenant, actor=actor, action="booking.create", obj=booking, data=_audit_content(content))
+    audit_record(
+        tenant=tenant, actor=actor, action=AuditAction.BOOKING_CREATE, obj=booking, data=_audit_content(content)
+    )
     ledger_changed(tenant_id=tenant.pk, start=booking.start, end=booking.end)
     return BookingResult(booking, "created")
 
@@ -211,7 +217,7 @@ def booking_finalize(*, booking: Booking, actor) -> Booking:
     booking.updated_by = actor_label(actor)
     booking.save(update_fields=["status", "finalized_at", "updated_by", "updated_at"])
     booking.lines.update(is_final=True)
-    audit_record(tenant=booking.tenant, actor=actor, action="booking.finalize", obj=booking)
+    audit_record(tenant=booking.tenant, actor=actor, action=AuditAction.BOOKING_FINALIZE, obj=booking)
     ledger_changed(tenant_id=booking.tenant_id, start=booking.start, end=booking.end)
     return booking
 
@@ -276,7 +282,11 @@ def booking_reverse(*, booking: Booking, actor) -> Booking:
         ]
     )
     audit_record(
-        tenant=booking.tenant, actor=actor, action="booking.reverse", obj=reversal, data={"reverses": str(booking.pk)}
+        tenant=booking.tenant,
+        actor=actor,
+        action=AuditAction.BOOKING_REVERSE,
+        obj=reversal,
+        data={"reverses": str(booking.pk)},
     )
     ledger_changed(tenant_id=booking.tenant_id, start=booking.start, end=booking.end)
     return reversal
@@ -304,5 +314,11 @@ def clarification_resolve(*, case: ClarificationCase, actor, action: str, note: 
         case.resolved_by = actor_label(actor)
         case.resolution_note = note
         case.save()
-        audit_record(tenant=case.tenant, actor=actor, action=f"clarification.{action}", obj=case, data={"note": note})
+        audit_record(
+            tenant=case.tenant,
+            actor=actor,
+            action=AuditAction(f"clarification.{action}"),
+            obj=case,
+            data={"note": note},
+        )
     return case

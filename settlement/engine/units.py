@@ -10,7 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from balance_groups.audit import audit_record
-from balance_groups.models import BalanceGroup, Tenant
+from balance_groups.models import AuditAction, BalanceGroup, Tenant
 from core.db import advisory_xact_lock, is_postgres
 from core.quarters import to_epoch
 from settlement.engine import diff, writers
@@ -115,7 +115,7 @@ def settle_unit(*, tenant_id, u0: dt.datetime, u1: dt.datetime, now: dt.datetime
             audit_record(
                 tenant=Tenant(pk=tenant_id),
                 actor=writers.SETTLE_ACTOR,
-                action="settlement.apply",
+                action=AuditAction.SETTLEMENT_APPLY,
                 obj=Tenant(pk=tenant_id),
                 data={
                     "start": u0.isoformat(),
