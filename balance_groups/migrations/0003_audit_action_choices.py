@@ -4,15 +4,37 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('balance_groups', '0002_postgres_guards'),
+        ("balance_groups", "0002_postgres_guards"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='auditentry',
-            name='action',
-            field=models.CharField(choices=[('api_client.create', 'API client created'), ('api_client.revoke', 'API client revoked'), ('group.create', 'Group created'), ('group.update', 'Group changed'), ('group.close', 'Group closed'), ('group.delete', 'Group deleted'), ('rule.change', 'Settlement rule changed'), ('booking.create', 'Booking created'), ('booking.replace', 'Booking replaced'), ('booking.finalize', 'Booking finalized'), ('booking.reverse', 'Booking reversed'), ('booking.bulk_ingest', 'Bookings ingested in bulk'), ('clarification.create', 'Clarification case recorded'), ('clarification.rebook', 'Clarification case rebooked'), ('clarification.dismiss', 'Clarification case dismissed'), ('settlement.request', 'Settlement run requested'), ('settlement.run', 'Settlement run finished'), ('settlement.apply', 'Settlement bookings written')], db_index=True, max_length=64),
+            model_name="auditentry",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("api_client.create", "API client created"),
+                    ("api_client.revoke", "API client revoked"),
+                    ("group.create", "Group created"),
+                    ("group.update", "Group changed"),
+                    ("group.close", "Group closed"),
+                    ("group.delete", "Group deleted"),
+                    ("rule.change", "Settlement rule changed"),
+                    ("booking.create", "Booking created"),
+                    ("booking.replace", "Booking replaced"),
+                    ("booking.finalize", "Booking finalized"),
+                    ("booking.reverse", "Booking reversed"),
+                    ("booking.bulk_ingest", "Bookings ingested in bulk"),
+                    ("clarification.create", "Clarification case recorded"),
+                    ("clarification.rebook", "Clarification case rebooked"),
+                    ("clarification.dismiss", "Clarification case dismissed"),
+                    ("settlement.request", "Settlement run requested"),
+                    ("settlement.run", "Settlement run finished"),
+                    ("settlement.apply", "Settlement bookings written"),
+                ],
+                db_index=True,
+                max_length=64,
+            ),
         ),
     ]
