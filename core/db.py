@@ -54,16 +54,14 @@ def epoch_sql(column: str) -> str:
 
 
 class EpochSeconds(Func):
-    """An instant as integer seconds since 1970 in an ORM query (cheap to read back in bulk)."""
+    """``epoch_sql`` in an ORM query: an instant as integer seconds (cheap to read back in bulk)."""
 
     output_field = BigIntegerField()
 
-    def as_postgresql(self, compiler, connection, **extra):
-        return self.as_sql(compiler, connection, template="CAST(EXTRACT(EPOCH FROM %(expressions)s) AS bigint)")
-
-    def as_sqlite(self, compiler, connection, **extra):
-        # "%%%%s" survives the template ("%%s") and the backend's placeholder rewrite ("%s").
-        return self.as_sql(compiler, connection, template="CAST(strftime('%%%%s', %(expressions)s) AS integer)")
+    def as_sql(self, compiler, connection, **extra):
+        # The template is formatted once more than raw SQL is, so its "%" doubles again.
+        template = epoch_sql("%(expressions)s").replace("%%", "%%%%")
+        return super().as_sql(compiler, connection, template=template, **extra)
 
 
 def sql_values(field, values) -> list:
@@ -86,32 +84,15 @@ def chunks(items: list, size: int = 5000):
 
 
 # ---------------------------------------------------------------------------------------------
-# Writing many rows: COPY on PostgreSQL (a measured multiple of INSERT's speed), bulk_create elsewhere.
-
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _text(value) -> str:
-    if value is None:
-        return "\\N"
-    return str(value).translate(_COPY_ESCAPES)
-
-
-def _plain(value) -> str:
-    return "\\N" if value is None else str(value)
-
-
-def _boolean(value) -> str:
-    return "\\N" if value is None else ("t" if value else "f")
+# Writing many rows: COPY on PostgreSQL (a measured multiple of INSERT's speed), INSERT elsewhere.
 
 
 class TableRows:
     """Rows of one table given as tuples over ``columns`` (attribute names), written in one go.
 
     ``columns`` must be every concrete column but an auto id, so a new column fails loudly here
-    instead of being left to its default by chance. On PostgreSQL the rows are COPYed as text
-    (each column formatted by its type, instants formatted once per distinct value); elsewhere
-    they are inserted with one prepared statement per batch.
+    instead of being left to its default by chance. On PostgreSQL the rows are COPYed (psycopg
+    formats them); elsewhere they are inserted with one prepared statement per batch.
     """
 
     def __init__(self, model, columns: tuple[str, ...]):
@@ -123,28 +104,6 @@ class TableRows:
         self.fields = [fields[name] for name in columns]
         self.rows: list[tuple] = []
         self.add = self.rows.append
-
-    def _formatters(self):
-        instants: dict = {}
-
-        def instant(value) -> str:
-            text = instants.get(value)
-            if text is None:
-                text = instants[value] = "\\N" if value is None else value.isoformat()
-            return text
-
-        formatters = []
-        for field in self.fields:
-            kind = field.get_internal_type()
-            if kind == "DateTimeField":
-                formatters.append(instant)
-            elif kind == "BooleanField":
-                formatters.append(_boolean)
-            elif kind in ("CharField", "TextField", "SlugField"):
-                formatters.append(_text)
-            else:  # integers and UUIDs: their str() is already COPY text
-                formatters.append(_plain)
-        return formatters
 
     def write(self) -> None:
         if not self.rows:

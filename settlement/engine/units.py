@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Prefetch, Q
 from django.utils import timezone
 
 from balance_groups.audit import audit_record
@@ -16,7 +16,7 @@ from core.quarters import to_epoch
 from settlement.engine import diff, writers
 from settlement.engine.imbalances import recompute_imbalances
 from settlement.engine.nets import child_nets, levels, wanted_for_level
-from settlement.models import DirtyDay, SettlementRule
+from settlement.models import DirtyDay, SettlementRule, SettlementTarget
 
 SETTLEMENT_LOCK = 0x424B4D  # "BKM": the advisory lock namespace of settlement work, keyed by tenant id
 
@@ -70,7 +70,8 @@ def _load_versions(tenant_id, u0, u1) -> dict:
     versions = (
         SettlementRule.objects.filter(tenant_id=tenant_id, effective_from__lt=u1)
         .filter(Q(effective_until__isnull=True) | Q(effective_until__gt=u0))
-        .prefetch_related("targets")
+        # Targets in the order the rule lists them: a tie in the share split goes to the first.
+        .prefetch_related(Prefetch("targets", queryset=SettlementTarget.objects.order_by("id")))
         .order_by("group_id", "effective_from")
     )
     by_group = defaultdict(list)

@@ -90,6 +90,17 @@ def test_60_40_split_onto_two_parents_with_an_odd_total(site, rule, book, clean_
     clean_ledger()
 
 
+def test_a_tie_in_the_split_goes_to_the_target_listed_first(site, rule, book, clean_ledger):
+    rule(site["PV"], [(site["H1"], 472), (site["H2"], 9528)])  # the smaller share listed first
+    book(site["PV"], site["APT"], at(10), at(10, 15), 625)
+
+    # 625 * 0.0472 = 29.5 and 625 * 0.9528 = 595.5: equal remainders, so the first-listed target (H1)
+    # gets the remaining Wh, whatever the shares.
+    assert settlement_lines(site["PV"], site["H1"]) == [("10:00", 30)]
+    assert settlement_lines(site["PV"], site["H2"]) == [("10:00", 595)]
+    clean_ledger()
+
+
 def test_three_levels_settle_in_one_run(site, rule, book, broker_mode, clean_ledger):
     rule(site["APT"], [(site["FLOOR"], 10000)])
     rule(site["FLOOR"], [(site["HOUSE"], 10000)])
