@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint format migrate demo worker beat bench bench-quick clean
+.PHONY: run test test-embedded lint format migrate demo worker beat bench bench-quick clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,16 @@ test: $(VENV)/.installed
 	$(MAKE) lint
 	bash scripts/install-browser.sh
 	$(PY) manage.py collectstatic --no-input --verbosity 0
+ifneq ($(DATABASE_URL),)
+	$(MAKE) test-embedded
+endif
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The embedded default (SQLite, tasks in-process) as well, when the main run is against real services.
+# Tests that need PostgreSQL, Redis, a worker or the browser are left to that run.
+test-embedded: $(VENV)/.installed
+	env -u DATABASE_URL -u REDIS_URL -u BKM_REQUIRE_SERVICES $(PY) -m pytest -q -n 2 -p no:cacheprovider \
+		-m "not postgres and not redis and not celery_worker and not browser"
 
 worker: $(VENV)/.installed
 	$(VENV)/bin/celery -A bkm worker --loglevel INFO
