@@ -6,3 +6,5 @@ urlpatterns = [
     path("api/", include("bkm.api")),
     path("", include("dashboard.urls")),
 ]
+
+handler400 = "dashboard.views.common.bad_request"

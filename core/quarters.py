@@ -20,6 +20,14 @@ UTC = dt.UTC
 
 RESOLUTIONS = ("15min", "1h", "1d")
 
+# The supported range of every instant the product takes in (API, bulk, CSV, forms, admin, query
+# parameters), and the longest window one booking, run or balance request may cover.
+EARLIEST = dt.datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = dt.datetime(2100, 1, 1, tzinfo=UTC)
+SUPPORTED_RANGE = "from 2000-01-01 to 2100-01-01 (UTC)"
+MAX_WINDOW_DAYS = 400
+MAX_WINDOW = dt.timedelta(days=MAX_WINDOW_DAYS)
+
 
 def site_zone() -> ZoneInfo:
     return ZoneInfo(settings.SITE_TIME_ZONE)
@@ -33,15 +41,26 @@ def is_aligned(instant: dt.datetime) -> bool:
     return int(instant.timestamp()) % QUARTER_SECONDS == 0  # offsets of 30 or 45 minutes exist
 
 
+def require_supported(instant: dt.datetime, field: str) -> dt.datetime:
+    """An instant of the supported range (``EARLIEST`` to ``LATEST``, UTC), or VALIDATION_ERROR."""
+    if not EARLIEST <= instant <= LATEST:
+        raise InvalidInput.for_field(field, f"{field} must lie {SUPPORTED_RANGE}.")
+    return instant
+
+
 def require_aware(instant: dt.datetime, field: str) -> dt.datetime:
-    """Return the instant in UTC; a naive datetime is an error, never guessed."""
+    """Return the instant in UTC, within the supported range; a naive datetime is an error, never guessed."""
     if type(instant) is dt.datetime and instant.tzinfo is UTC:
-        return instant  # the common case, already checked once (bulk items repeat their instants)
+        return require_supported(instant, field)  # the common case: nothing to convert
     if not isinstance(instant, dt.datetime):
         raise InvalidInput.for_field(field, f"{field} must be a date-time with an explicit offset.")
     if timezone.is_naive(instant):
         raise InvalidInput.for_field(field, f"{field} has no UTC offset; send e.g. 2026-03-29T00:00:00+01:00 or ...Z.")
-    return instant.astimezone(UTC)
+    try:
+        instant = instant.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput.for_field(field, f"{field} must lie {SUPPORTED_RANGE}.") from None
+    return require_supported(instant, field)
 
 
 def require_aligned(instant: dt.datetime, field: str) -> dt.datetime:
@@ -72,10 +91,15 @@ def parse_instant(value, field: str, *, aligned: bool = True) -> dt.datetime:
 
 
 def require_window(start: dt.datetime, end: dt.datetime, *, start_field="start", end_field="end"):
+    """An aligned window of at most ``MAX_WINDOW_DAYS`` (bookings, runs, balances)."""
     start = require_aligned(start, start_field)
     end = require_aligned(end, end_field)
     if start >= end:
         raise InvalidInput.for_field(end_field, f"{end_field} must be after {start_field}.")
+    if end - start > MAX_WINDOW:
+        raise InvalidInput.for_field(
+            end_field, f"{end_field} may be at most {MAX_WINDOW_DAYS} days after {start_field}."
+        )
     return start, end
 
 

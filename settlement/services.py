@@ -36,7 +36,6 @@ from settlement.models import (
 logger = logging.getLogger(__name__)
 
 FULL_SHARE = 10000
-MAX_REQUEST_DAYS = 400
 RUN_TASK = "settlement.run"  # ``settlement.tasks.settlement_run_task``
 
 Progress = Callable[[int, int, dt.datetime], None]
@@ -306,8 +305,6 @@ def settlement_run_request(*, tenant, actor, start, end) -> SettlementRun:
     start = parse_instant(start, "start")
     end = parse_instant(end, "end")
     start, end = require_window(start, end)
-    if end - start > dt.timedelta(days=MAX_REQUEST_DAYS):
-        raise InvalidInput.for_field("end", f"A settlement run covers at most {MAX_REQUEST_DAYS} days.")
     with transaction.atomic():
         run = SettlementRun.objects.create(
             tenant=tenant,

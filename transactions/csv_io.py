@@ -113,6 +113,17 @@ BALANCE_COLUMNS = (
 )
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell):
+    """A text cell that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR
+    first) is written with a leading apostrophe; numbers stay numbers."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
+
 def balance_csv(balance: dict, *, group_code: str) -> str:
     """A group balance (``settlement.selectors.group_balance``) as CSV with local and UTC columns."""
     zone = site_zone()
@@ -122,7 +133,7 @@ def balance_csv(balance: dict, *, group_code: str) -> str:
     for interval in balance["intervals"]:
         writer.writerow(
             (
-                group_code,
+                spreadsheet_safe(group_code),
                 interval["start"].astimezone(zone).isoformat(),
                 interval["end"].astimezone(zone).isoformat(),
                 _utc(interval["start"]),

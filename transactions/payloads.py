@@ -12,7 +12,8 @@ from transactions.models import BookingStatus
 
 BOOKING_FIELDS = ("external_id", "name", "source", "destination", "start", "end", "energy_wh", "status")
 REQUIRED_FIELDS = ("source", "destination", "start", "end", "energy_wh")
-ALLOWED_FIELDS = frozenset(BOOKING_FIELDS) | {"id", "kind", "lines"}  # read-only fields of a booking
+READ_ONLY_FIELDS = frozenset({"id", "kind", "lines"})  # what the API writes out, never reads
+ALLOWED_FIELDS = frozenset(BOOKING_FIELDS)
 MAX_ENERGY_WH = 10**15  # a petawatt-hour: far above any site, far below BIGINT overflow
 MAX_TEXT = 200
 STATUSES = frozenset(BookingStatus.values)
@@ -28,9 +29,15 @@ def booking_fields_from_payload(payload: dict, instants: dict | None = None) -> 
         raise InvalidInput("Each booking must be a JSON object.")
     unknown = payload.keys() - ALLOWED_FIELDS
     if unknown:
-        unknown = sorted(unknown)
+        read_only = sorted(unknown & READ_ONLY_FIELDS)
+        unknown = sorted(unknown - READ_ONLY_FIELDS)
+        if unknown:
+            raise InvalidInput(
+                f"Unknown field(s): {', '.join(unknown)}.", errors={field: ["Unknown field."] for field in unknown}
+            )
         raise InvalidInput(
-            f"Unknown field(s): {', '.join(unknown)}.", errors={field: ["Unknown field."] for field in unknown}
+            f"Read-only field(s): {', '.join(read_only)}; the API writes them, never reads them.",
+            errors={field: ["This field is read-only."] for field in read_only},
         )
     missing = [field for field in REQUIRED_FIELDS if payload.get(field) in (None, "")]
     if missing:

@@ -4,7 +4,7 @@ import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
-from django.db import DataError, IntegrityError
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -13,6 +13,7 @@ from rest_framework.views import set_rollback
 from core.errors import BkmError
 
 logger = logging.getLogger("bkm.api")
+RETRY_AFTER_SECONDS = 5
 
 # DRF exception class -> stable code (most specific first).
 CODES = [
@@ -99,6 +100,15 @@ def api_exception_handler(exc, context):
         return Response(
             error_body("CONFLICT", "The request conflicts with the current state; retry it."),
             status=status.HTTP_409_CONFLICT,
+        )
+    elif isinstance(exc, OperationalError | InterfaceError):
+        # The database is unreachable, restarting or overloaded: the same request may succeed soon.
+        logger.warning("database unavailable in %s: %s", context.get("view"), exc)
+        set_rollback()
+        return Response(
+            error_body("SERVICE_UNAVAILABLE", "The database is not available right now; retry shortly."),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     elif isinstance(exc, DataError | OverflowError):
         set_rollback()

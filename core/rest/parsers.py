@@ -2,7 +2,8 @@
 
 Every string of a request body (keys too) is checked once here for the NUL character, which
 PostgreSQL text cannot store: the request is refused as invalid input before any view sees it.
-Bodies nested deeper than ``MAX_DEPTH`` are refused as unreadable, never a recursion crash.
+Bodies nested deeper than ``MAX_DEPTH`` are refused as unreadable, never a recursion crash, and
+so is an object that names a key twice.
 """
 
 import codecs
@@ -17,6 +18,19 @@ from core.rest.errors import RequestTooLarge
 # The deepest body the API reads is a few levels; anything deeper is refused as unreadable.
 MAX_DEPTH = 64
 NUL_MESSAGE = "Text may not contain the NUL character (\\u0000)."
+
+
+def _refuse_duplicate_keys(pairs: list) -> dict:
+    """An object naming a key twice is refused (``json`` would keep the last value silently)."""
+    body = dict(pairs)
+    if len(body) != len(pairs):
+        seen, twice = set(), []
+        for key, _ in pairs:
+            if key in seen and key not in twice:
+                twice.append(key)
+            seen.add(key)
+        raise ValueError(f"duplicate key(s) {', '.join(repr(key) for key in twice)}")
+    return body
 
 
 def _check_body(data) -> None:
@@ -59,7 +73,7 @@ class LimitedJSONParser(JSONParser):
         try:
             text = codecs.getreader(encoding)(stream).read()
             parse_constant = json.strict_constant if self.strict else None
-            data = json.loads(text, parse_constant=parse_constant)
+            data = json.loads(text, parse_constant=parse_constant, object_pairs_hook=_refuse_duplicate_keys)
         except RecursionError:
             raise exceptions.ParseError("JSON parse error - nested too deeply.") from None
         except ValueError as exc:

@@ -5,20 +5,29 @@ from collections.abc import Mapping
 from drf_spectacular.extensions import OpenApiSerializerExtension
 from rest_framework import serializers
 
+READ_ONLY = "This field is read-only."
+
 
 class RefuseUnknownFieldsMixin:
-    """Refuse a body naming a field the serializer does not declare, instead of ignoring it.
+    """Refuse a body naming a field the serializer does not declare, or one it only writes out
+    (``id``, ``status``...), instead of ignoring it.
 
     ``{"tenant": ...}`` must never look accepted: the tenant comes from the principal only.
-    Declared read-only fields (``id``, ``status``...) are tolerated, so a fetched object can be sent back.
-    Answered like bookings: 400 VALIDATION_ERROR with ``errors: {field: ["Unknown field."]}``.
+    Answered like bookings: 400 VALIDATION_ERROR with ``errors: {field: ["Unknown field."]}`` or
+    ``["This field is read-only."]``.
     """
 
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
-            unknown = sorted(str(name) for name in data if name not in self.fields)
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+            errors = {}
+            for name in sorted(str(name) for name in data):
+                field = self.fields.get(name)
+                if field is None:
+                    errors[name] = ["Unknown field."]
+                elif field.read_only:
+                    errors[name] = [READ_ONLY]
+            if errors:
+                raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
 
 

@@ -39,10 +39,13 @@ def pct(value) -> str:
 
 @register.filter
 def local(value, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """An aware instant in the site's zone."""
+    """An aware instant in the site's zone (a stored instant at the edge of time is shown in UTC)."""
     if not isinstance(value, dt.datetime):
         return DASH if value in (None, "") else str(value)
-    return value.astimezone(site_zone()).strftime(fmt)
+    try:
+        return value.astimezone(site_zone()).strftime(fmt)
+    except (OverflowError, ValueError):
+        return utc(value)
 
 
 @register.filter

@@ -122,3 +122,28 @@ def test_balance_export_on_the_spring_dst_day(client_in, site):
         "2026-03-28T23:00:00Z",
         "2026-03-29T22:00:00Z",
     ]
+
+
+@pytest.mark.parametrize("code", ['=HYPERLINK("http://x")', "+1+1", "-2", "@SUM(A1)"])
+def test_balance_export_never_writes_a_formula(client_in, make_group, code):
+    group = make_group(code, "consumer")
+    response = client_in.get(reverse("dashboard:group-csv", args=[group.pk]), {"from": "2026-03-10"})
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert {row[0] for row in rows[1:]} == {"'" + code}
+    assert all(not row[0].startswith(("=", "+", "-", "@")) for row in rows[1:])
+
+
+def test_balance_export_file_name_cannot_be_injected(client_in, make_group):
+    group = make_group("A\";filename*=UTF-8''evil.exe;x=\"", "consumer")
+    response = client_in.get(reverse("dashboard:group-csv", args=[group.pk]), {"from": "2026-03-10"})
+    disposition = response["Content-Disposition"]
+    assert disposition.startswith('attachment; filename="A_;filename*=UTF-8')
+    assert disposition.count('"') == 2 and "evil.exe;x=_" in disposition
+
+
+def test_balance_export_non_ascii_file_name_uses_rfc_6266(client_in, make_group):
+    group = make_group("WÄRMEPUMPE", "consumer")
+    response = client_in.get(reverse("dashboard:group-csv", args=[group.pk]), {"from": "2026-03-10"})
+    assert response["Content-Disposition"] == (
+        "attachment; filename*=utf-8''W%C3%84RMEPUMPE_2026-03-10_2026-03-10_15min.csv"
+    )

@@ -2,18 +2,19 @@
 
 import datetime as dt
 import functools
+import unicodedata
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404
-from django.shortcuts import redirect
+from django.core.exceptions import BadRequest, PermissionDenied, ValidationError
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
 
 from balance_groups.selectors import group_get
 from core.errors import BkmError, NotFound
-from core.quarters import local_date, local_day_bounds, site_zone
+from core.quarters import EARLIEST, LATEST, local_date, local_day_bounds, site_zone
 
 
 def tenant_view(view):
@@ -80,13 +81,22 @@ def refuse(request, error: BkmError, prefix: str = "Refused") -> None:
     messages.error(request, f"{prefix}: {error.detail}")
 
 
+FIRST_DAY, LAST_DAY = EARLIEST.date(), LATEST.date() - dt.timedelta(days=1)
+
+
 def parse_day(value: str | None, default: dt.date | None = None) -> dt.date:
-    """A local day from ``YYYY-MM-DD``; anything unreadable falls back to the default (today)."""
+    """A local day from ``YYYY-MM-DD``; anything unreadable falls back to the default (today).
+
+    A day outside the supported range is a 400 that says so, never a guess."""
     if value:
         try:
-            return dt.date.fromisoformat(value)
+            day = dt.date.fromisoformat(value)
         except ValueError:
-            pass
+            day = None
+        if day is not None:
+            if not FIRST_DAY <= day <= LAST_DAY:
+                raise BadRequest(f"Days from {FIRST_DAY} to {LAST_DAY} can be shown; {day} is outside.")
+            return day
     return default or today_local()
 
 
@@ -99,6 +109,21 @@ def day_window(day: dt.date, days: int = 1) -> tuple[dt.datetime, dt.datetime]:
     start = local_day_bounds(day)[0]
     end = local_day_bounds(day + dt.timedelta(days=days - 1))[1]
     return start, end
+
+
+def attachment(content: str, *, filename: str, content_type: str = "text/csv; charset=utf-8") -> HttpResponse:
+    """A download whose file name is safe in any browser: control characters, quotes, slashes and
+    backslashes become ``_``; a non-ASCII name is sent as RFC 6266 ``filename*`` (UTF-8)."""
+    name = "".join("_" if ch in '"\\/' or unicodedata.category(ch)[0] == "C" else ch for ch in filename)
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = content_disposition_header(as_attachment=True, filename=name)
+    return response
+
+
+def bad_request(request, exception=None):
+    """The 400 page, with the reason when there is one to tell (``handler400``)."""
+    reason = str(exception) if isinstance(exception, BadRequest) else ""
+    return render(request, "400.html", {"reason": reason}, status=400)
 
 
 def zone_name() -> str:

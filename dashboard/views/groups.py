@@ -5,7 +5,6 @@ import datetime as dt
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Exists, OuterRef
-from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -27,6 +26,7 @@ from dashboard.forms import (
 )
 from dashboard.views.common import (
     apply_error,
+    attachment,
     day_window,
     get_group_or_404,
     parse_day,
@@ -253,7 +253,5 @@ def group_balance_csv(request, tenant, ref):
     resolution = request.GET.get("resolution") if request.GET.get("resolution") in ("15min", "1h", "1d") else "15min"
     start, end = day_window(first, (last - first).days + 1)
     balance = group_balance(group=group, start=start, end=end, resolution=resolution)
-    response = HttpResponse(balance_csv(balance, group_code=group.code), content_type="text/csv; charset=utf-8")
     filename = f"{group.code}_{first.isoformat()}_{last.isoformat()}_{resolution}.csv"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return attachment(balance_csv(balance, group_code=group.code), filename=filename)

@@ -1,0 +1,134 @@
+"""Bounded input: the supported time range and window length, strict JSON, a database that is away,
+and pages that no stored value can break (issue findings, each with its exact input)."""
+
+import datetime as dt
+
+import pytest
+from django.db import OperationalError
+from django.urls import reverse
+
+from balance_groups.factories import GroupFactory
+from balance_groups.models import BalanceGroup
+from bkm.tests.reliability import figures
+from core.testing import MONDAY as T0
+from core.testing import iso
+from settlement.models import SettlementRun
+from transactions.models import Booking
+from transactions.tests.api import booking_payload
+
+pytestmark = pytest.mark.django_db
+
+BOOKINGS = "/api/v1/bookings/"
+GROUPS = "/api/v1/balance-groups/"
+LIMIT = "from 2000-01-01 to 2100-01-01 (UTC)"
+
+
+def _refused(response, field: str, text: str) -> None:
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["code"] == "VALIDATION_ERROR"
+    assert text in " ".join(body["errors"][field]), body
+    figures.add("bad_inputs")
+
+
+def test_a_ten_year_booking_is_refused_before_anything_is_written(api, api_site):
+    payload = booking_payload(start="2026-12-02T00:00:00Z", end="2036-12-02T00:00:00Z", energy_wh=10**15)
+    _refused(api.post(BOOKINGS, payload, format="json"), "end", "at most 400 days after start")
+    assert not Booking.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("end", "9999-12-31T23:45:00Z"), ("start", "1999-12-31T23:00:00Z"), ("end", "2100-01-01T00:15:00Z")],
+)
+def test_instants_outside_the_supported_range_are_refused(api, api_site, field, value):
+    _refused(api.post(BOOKINGS, booking_payload(**{field: value}), format="json"), field, LIMIT)
+    assert not Booking.objects.exists()
+
+
+def test_a_bulk_item_outside_the_range_is_refused_alone(api, api_site):
+    items = [booking_payload(external_id="ok"), booking_payload(external_id="far", end="2150-01-01T00:00:00Z")]
+    body = api.post(f"{BOOKINGS}bulk", {"bookings": items}, format="json").json()
+    assert body["created"] == 1
+    assert [(entry["index"], entry["code"]) for entry in body["rejected"]] == [(1, "VALIDATION_ERROR")]
+    assert LIMIT in body["rejected"][0]["detail"]
+
+
+def test_closing_at_the_end_of_time_is_refused(api, api_site):
+    response = api.post(f"{GROUPS}APT-1/close", {"until": "9999-12-31T23:45:00Z"}, format="json")
+    _refused(response, "until", LIMIT)
+    assert BalanceGroup.objects.get(code="APT-1").closed_until is None
+
+
+def test_a_group_valid_from_year_9999_is_refused(api):
+    group = {"code": "FAR", "name": "Far", "kind": "consumer", "valid_from": "9999-12-31T23:45:00Z"}
+    _refused(api.post(GROUPS, group, format="json"), "valid_from", LIMIT)
+
+
+@pytest.mark.parametrize("start", ["0001-01-01T00:00:00Z", "9999-01-01T00:00:00Z"])
+def test_a_run_outside_the_range_is_refused_and_not_recorded(api, api_site, start):
+    response = api.post("/api/v1/settlement-runs/", {"start": start, "end": iso(T0)}, format="json")
+    assert response.status_code == 400, response.content
+    assert not SettlementRun.objects.exists()
+
+
+def test_duplicate_json_keys_are_refused_naming_them(api, api_site):
+    body = '{"source": "PV-ROOF", "destination": "APT-1", "start": "%s", "end": "%s", "energy_wh": 1, "energy_wh": 9}'
+    response = api.generic(
+        "POST", BOOKINGS, body % (iso(T0), iso(T0 + dt.timedelta(hours=1))), content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "PARSE_ERROR"
+    assert "duplicate key(s) 'energy_wh'" in response.json()["detail"]
+    assert not Booking.objects.exists()
+
+
+@pytest.mark.parametrize("field", ["id", "kind", "lines"])
+def test_read_only_booking_fields_are_refused_not_ignored(api, api_site, field):
+    response = api.post(BOOKINGS, {**booking_payload(), field: "x"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {field: ["This field is read-only."]}
+    assert not Booking.objects.exists()
+
+
+def test_read_only_group_fields_are_refused_not_ignored(api):
+    group = {"code": "NEW", "name": "New", "kind": "consumer", "valid_from": iso(T0), "status": "final"}
+    response = api.post(GROUPS, group, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"] == {"status": ["This field is read-only."]}
+    assert not BalanceGroup.objects.filter(code="NEW").exists()
+
+
+def test_a_database_that_is_away_answers_503_with_retry_after(api, api_site, monkeypatch):
+    def away(**kwargs):
+        raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
+
+    monkeypatch.setattr("transactions.api.booking_create", away)
+    response = api.post(BOOKINGS, booking_payload(), format="json")
+    assert response.status_code == 503
+    assert response.json()["code"] == "SERVICE_UNAVAILABLE"
+    assert int(response["Retry-After"]) > 0
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01", "2100-01-01"])
+@pytest.mark.parametrize("page", ["dashboard:overview", "dashboard:imbalances"])
+def test_a_day_outside_the_range_is_a_400_page_that_says_so(client, operator, page, day):
+    client.force_login(operator)
+    response = client.get(reverse(page), {"day": day})
+    assert response.status_code == 400
+    assert "can be shown" in response.content.decode()
+
+
+def test_a_stored_instant_at_the_edge_of_time_still_renders(client, operator, tenant, admin_client):
+    """A database may already hold a value the API now refuses: every page still renders it."""
+    edge = dt.datetime(9999, 12, 31, 23, 45, tzinfo=dt.UTC)
+    group = GroupFactory(tenant=tenant, code="EDGE", kind="consumer", valid_from=T0, closed_until=edge)
+    SettlementRun.objects.create(tenant=tenant, start=edge - dt.timedelta(hours=1), end=edge)
+    client.force_login(operator)
+    for url in (reverse("dashboard:overview"), reverse("dashboard:group", args=[group.pk]), reverse("dashboard:runs")):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert "9999-12-31 23:45Z" in response.content.decode(), url
+        figures.add("access_checks")
+    for url in ("/admin/balance_groups/balancegroup/", "/admin/settlement/settlementrun/"):
+        assert admin_client.get(url).status_code == 200, url
