@@ -9,6 +9,7 @@ from balance_groups.models import ApiClient, AuditAction, BalanceGroup, GroupKin
 from core.errors import Conflict, InvalidInput
 from core.ledger import group_has_entries_outside
 from core.quarters import next_quarter_after, require_aligned
+from core.text import require_clean_text
 
 GROUP_EDITABLE_FIELDS = ("code", "name", "valid_from", "valid_until")
 
@@ -47,7 +48,7 @@ def _validate_code(code) -> str:
         raise InvalidInput.for_field("code", "code is required.")
     if len(code) > 64 or any(ch.isspace() for ch in code):
         raise InvalidInput.for_field("code", "code must be at most 64 characters without spaces.")
-    return code
+    return require_clean_text(code, "code")
 
 
 def _validate_name(name) -> str:
@@ -55,7 +56,7 @@ def _validate_name(name) -> str:
         raise InvalidInput.for_field("name", "name is required.")
     if len(name) > 200:
         raise InvalidInput.for_field("name", "name must be at most 200 characters.")
-    return name.strip()
+    return require_clean_text(name.strip(), "name")
 
 
 def _validate_validity(valid_from, valid_until):

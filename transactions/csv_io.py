@@ -24,7 +24,7 @@ COLUMNS = ("source", "destination", "start", "end", "energy_wh", "status", "exte
 REQUIRED_COLUMNS = ("source", "destination", "start", "end", "energy_wh")
 ALIASES = {"source_code": "source", "destination_code": "destination"}
 MAX_ROWS = 100_000
-_INTEGER = re.compile(r"^[+-]?\d+$")
+_INTEGER = re.compile(r"^[+-]?\d{1,19}$")  # longer digit strings are refused by the validation
 
 
 @dataclass
@@ -50,6 +50,13 @@ class CsvImportResult:
 
 def bookings_from_csv(text: str) -> tuple[list[dict], list[int]]:
     """API-shaped items from CSV text, and the file line number of each item."""
+    try:
+        return _read_rows(text)
+    except csv.Error as error:  # a NUL character, a cell beyond the csv module's size limit
+        raise CsvFormatError(f"The file cannot be read as CSV: {error}.") from None
+
+
+def _read_rows(text: str) -> tuple[list[dict], list[int]]:
     text = text.lstrip("\ufeff")
     if not text.strip():
         raise CsvFormatError("The file is empty.")

@@ -8,6 +8,7 @@ code and message whichever way it arrives.
 
 from core.errors import InvalidInput
 from core.quarters import parse_instant, require_window
+from core.text import require_clean_text
 from transactions.models import BookingStatus
 
 BOOKING_FIELDS = ("external_id", "name", "source", "destination", "start", "end", "energy_wh", "status")
@@ -47,6 +48,7 @@ def booking_fields_from_payload(payload: dict, instants: dict | None = None) -> 
     for field in ("source", "destination"):
         if not isinstance(payload[field], str):
             raise InvalidInput.for_field(field, f"{field} must be a group id or code.")
+        require_clean_text(payload[field], field)
     return {
         "source": payload["source"],
         "destination": payload["destination"],
@@ -100,6 +102,9 @@ def clean_booking(fields: dict, *, source, destination) -> dict:
         raise InvalidInput.for_field("external_id", "external_id must be a non-empty string of at most 200 characters.")
     if not isinstance(name, str) or len(name) > MAX_TEXT:
         raise InvalidInput.for_field("name", "name must be a string of at most 200 characters.")
+    if external_id is not None:
+        require_clean_text(external_id, "external_id")
+    require_clean_text(name, "name")
     return {
         "source_id": source.pk,
         "destination_id": destination.pk,

@@ -13,6 +13,7 @@ from core.errors import BkmError, BookingFinal, Conflict, GroupNotValid, Invalid
 from core.ledger import ledger_changed
 from core.quarters import from_epoch, require_aligned, to_epoch
 from core.splitting import quarter_parts
+from core.text import require_clean_text
 from transactions.models import (
     Booking,
     BookingKind,
@@ -298,6 +299,7 @@ def clarification_resolve(*, case: ClarificationCase, actor, action: str, note: 
         raise InvalidInput.for_field("action", "action must be 'rebook' or 'dismiss'.")
     if not isinstance(note, str) or len(note) > 2000:
         raise InvalidInput.for_field("note", "note must be text of at most 2000 characters.")
+    require_clean_text(note, "note", free_text=True)
     if action == "dismiss" and not note.strip():
         raise InvalidInput.for_field("note", "Say why the case is dismissed.")
     with transaction.atomic():

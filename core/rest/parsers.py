@@ -1,7 +1,8 @@
 """JSON only, with a size limit answered by 413 and bad bodies answered by 400, in the error shape.
 
-Every string of a request body (keys too) is checked once here for the NUL character, which
-PostgreSQL text cannot store: the request is refused as invalid input before any view sees it.
+Every string of a request body (keys too) is checked once here against ``core.text`` (no NUL, no
+lone surrogate, no control character but tab and line breaks): the request is refused as invalid
+input before any view sees it.
 Bodies nested deeper than ``MAX_DEPTH`` are refused as unreadable, never a recursion crash, and
 so is an object that names a key twice.
 """
@@ -14,10 +15,10 @@ from rest_framework.parsers import JSONParser, get_encoding
 from rest_framework.utils import json
 
 from core.rest.errors import RequestTooLarge
+from core.text import text_problem
 
 # The deepest body the API reads is a few levels; anything deeper is refused as unreadable.
 MAX_DEPTH = 64
-NUL_MESSAGE = "Text may not contain the NUL character (\\u0000)."
 
 
 def _refuse_duplicate_keys(pairs: list) -> dict:
@@ -34,13 +35,14 @@ def _refuse_duplicate_keys(pairs: list) -> dict:
 
 
 def _check_body(data) -> None:
-    """Walk the parsed body without recursion: refuse NUL in any string and too deep nesting."""
+    """Walk the parsed body without recursion: refuse text ``core.text`` refuses, and too deep nesting."""
     pending = [(data, "", 0)]
     while pending:
         value, path, depth = pending.pop()
         if isinstance(value, str):
-            if "\x00" in value:
-                raise exceptions.ValidationError({path or "non_field_errors": [NUL_MESSAGE]})
+            problem = text_problem(value, free_text=True)
+            if problem is not None:
+                raise exceptions.ValidationError({path or "non_field_errors": [problem]})
             continue
         if not isinstance(value, dict | list):
             continue
@@ -49,8 +51,9 @@ def _check_body(data) -> None:
         if isinstance(value, dict):
             for key, item in value.items():
                 where = f"{path}.{key}" if path else key
-                if "\x00" in key:
-                    raise exceptions.ValidationError({"non_field_errors": [f"A field name: {NUL_MESSAGE}"]})
+                problem = text_problem(key)
+                if problem is not None:
+                    raise exceptions.ValidationError({"non_field_errors": [f"A field name: {problem}"]})
                 pending.append((item, where, depth + 1))
         else:
             for position, item in enumerate(value):

@@ -2,6 +2,7 @@
 and pages that no stored value can break (issue findings, each with its exact input)."""
 
 import datetime as dt
+import json
 
 import pytest
 from django.db import OperationalError
@@ -132,3 +133,82 @@ def test_a_stored_instant_at_the_edge_of_time_still_renders(client, operator, te
         figures.add("access_checks")
     for url in ("/admin/balance_groups/balancegroup/", "/admin/settlement/settlementrun/"):
         assert admin_client.get(url).status_code == 200, url
+
+
+# -- text hygiene (core.text): no NUL, no lone surrogate, no control character -------------------
+
+
+def _raw_post(api, url: str, body: str):
+    return api.generic("POST", url, body, content_type="application/json")
+
+
+@pytest.mark.parametrize("field", ["name", "external_id"])
+def test_a_lone_surrogate_is_a_400_not_a_500(api, api_site, field):
+    body = '{"source": "PV-ROOF", "destination": "APT-1", "start": "%s", "end": "%s", "energy_wh": 5, "%s": "a\\ud800"}'
+    response = _raw_post(api, BOOKINGS, body % (iso(T0), iso(T0 + dt.timedelta(hours=1)), field))
+    assert response.status_code == 400, response.content
+    assert "lone surrogate" in response.json()["detail"]
+    assert not Booking.objects.exists()
+    figures.add("bad_inputs")
+
+
+def test_a_lone_surrogate_in_one_bulk_item_is_a_400_and_nothing_is_written(api, api_site):
+    items = [booking_payload(external_id=f"g{n}") for n in range(1000)] + [booking_payload(name="\udfff")]
+    body = json.dumps({"bookings": items})  # ASCII JSON: the surrogate travels as its escape
+    for dry_run in ("?dry_run=true", ""):
+        response = _raw_post(api, f"{BOOKINGS}bulk{dry_run}", body)
+        assert response.status_code == 400, response.content[:300]
+        assert "bookings.1000.name" in response.json()["errors"]
+    assert not Booking.objects.exists()
+
+
+@pytest.mark.parametrize("value", ["a\tb", "a\nb", "a\x07b", "a\x85b"])
+def test_control_characters_are_refused_in_one_line_fields(api, api_site, value):
+    response = api.post(BOOKINGS, booking_payload(external_id=value), format="json")
+    _refused(response, "external_id", "control characters")
+    group = {"code": "NEW", "name": value, "kind": "consumer", "valid_from": iso(T0)}
+    _refused(api.post(GROUPS, group, format="json"), "name", "control characters")
+    assert not Booking.objects.exists() and not BalanceGroup.objects.filter(code="NEW").exists()
+
+
+def test_an_unreadable_csv_is_a_400_that_says_why(client, operator):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    text = "source,destination,start,end,energy_wh,name\nPV,APT,x,y,1," + "n" * 131_073 + "\n"
+    client.force_login(operator)
+    file = SimpleUploadedFile("values.csv", text.encode(), content_type="text/csv")
+    response = client.post(reverse("dashboard:csv-upload"), {"file": file, "action": "preview"})
+    assert response.status_code == 400
+    assert "field larger than field limit" in response.context["form"].errors["file"][0]
+
+
+def test_a_nul_in_a_csv_row_is_refused_on_its_line(client, operator, make_group):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    make_group("PV", "source")
+    make_group("APT", "consumer")
+    text = (
+        "source,destination,start,end,energy_wh,name\n"
+        "PV,APT,2026-03-02T00:00Z,2026-03-02T00:15Z,1,ok\n"
+        "PV,APT,2026-03-02T00:15Z,2026-03-02T00:30Z,1,a\x00b\n"
+    )
+    client.force_login(operator)
+    file = SimpleUploadedFile("values.csv", text.encode(), content_type="text/csv")
+    response = client.post(reverse("dashboard:csv-upload"), {"file": file, "action": "preview"})
+    result = response.context["result"]
+    assert (result.created, [(error.line, error.code) for error in result.errors]) == (1, [(3, "VALIDATION_ERROR")])
+    assert "NUL" in result.errors[0].detail
+
+
+def test_a_5000_digit_energy_in_a_csv_row_is_refused_on_its_line(client, operator, make_group):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    make_group("PV", "source")
+    make_group("APT", "consumer")
+    text = "source,destination,start,end,energy_wh\nPV,APT,2026-03-02T00:00Z,2026-03-02T00:15Z," + "9" * 5000 + "\n"
+    client.force_login(operator)
+    file = SimpleUploadedFile("values.csv", text.encode(), content_type="text/csv")
+    response = client.post(reverse("dashboard:csv-upload"), {"file": file, "action": "preview"})
+    errors = response.context["result"].errors
+    assert [(error.line, error.code) for error in errors] == [(2, "VALIDATION_ERROR")]
+    assert "whole number" in errors[0].detail
