@@ -64,11 +64,13 @@ def balance_payload(data: dict) -> dict:
             "outflow_wh": int(row["outflow_wh"]),
             "net_wh": int(row["net_wh"]),
             "status": str(row["status"]),
+            "line_count": int(row["line_count"]),
         }
 
     return {
         **interval(data),
         "group": str(data["group"]),
+        "up_to_date": bool(data["up_to_date"]),
         "intervals": [interval(row) for row in data["intervals"]],
     }
 

@@ -62,11 +62,17 @@ class IntervalSerializer(serializers.Serializer):
     inflow_wh = serializers.IntegerField()
     outflow_wh = serializers.IntegerField()
     net_wh = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=Status.choices)
+    status = serializers.ChoiceField(
+        choices=Status.choices, help_text="final: every line is final and the figures are up to date."
+    )
+    line_count = serializers.IntegerField(help_text="Ledger lines in the interval; 0 means no data, not a final zero.")
 
 
 class GroupBalanceSerializer(IntervalSerializer):
     group = serializers.UUIDField()
+    up_to_date = serializers.BooleanField(
+        help_text="false while a change inside the window is recorded but not yet recomputed (a worker catches up)."
+    )
     intervals = IntervalSerializer(many=True)
 
 

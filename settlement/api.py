@@ -7,11 +7,12 @@ from rest_framework import mixins, status
 from rest_framework.response import Response
 
 from balance_groups.rest import GroupRefFilter
+from core.quarters import EARLIEST, LATEST, parse_instant
 from core.rest.filters import InstantFilter
 from core.rest.pagination import ImbalanceCursorPagination, PagePagination
 from core.rest.views import TenantViewSet
 from settlement.models import Imbalance, RunStatus, SettlementRule, SettlementRun
-from settlement.selectors import imbalance_list, settlement_run_list
+from settlement.selectors import imbalance_list, settlement_run_list, stale_days
 from settlement.serializers import ImbalanceSerializer, SettlementRuleSerializer, SettlementRunSerializer
 from settlement.services import rule_change, settlement_run_request
 from transactions.models import BookingStatus
@@ -83,7 +84,8 @@ class ImbalanceFilter(django_filters.FilterSet):
 @extend_schema_view(
     list=extend_schema(
         summary="Inflow, outflow and net per group and quarter-hour",
-        description="Rows exist for quarter-hours with bookings; a missing row means zero. Half-open [start, end).",
+        description="Rows exist for quarter-hours with bookings; a missing row means zero. Half-open [start, end). "
+        "`up_to_date` is false while a change inside the window waits for recomputation; such rows say provisional.",
         tags=["imbalances"],
     ),
 )
@@ -95,6 +97,18 @@ class ImbalanceViewSet(mixins.ListModelMixin, TenantViewSet):
 
     def tenant_queryset(self):
         return imbalance_list(tenant=self.tenant).select_related("group")
+
+    def list(self, request, *args, **kwargs):
+        queryset = self.filter_queryset(self.get_queryset())  # refuses bad filters with a 400 first
+        params = request.query_params
+        start = parse_instant(params["start"], "start", aligned=False) if params.get("start") else EARLIEST
+        end = parse_instant(params["end"], "end", aligned=False) if params.get("end") else LATEST
+        stale = stale_days(tenant_id=self.tenant.pk, start=start, end=end)
+        page = self.paginate_queryset(queryset)
+        serializer = self.get_serializer(page, many=True, context={**self.get_serializer_context(), "stale": stale})
+        response = self.get_paginated_response(serializer.data)
+        response.data["up_to_date"] = not stale
+        return response
 
 
 class SettlementRunFilter(django_filters.FilterSet):

@@ -8,9 +8,9 @@ from django.db.models import Count, Q, Sum
 from balance_groups.models import BalanceGroup
 from balance_groups.selectors import group_get
 from core.errors import NotFound
-from core.quarters import QUARTER, buckets, require_aligned, require_window
+from core.quarters import QUARTER, buckets, local_date, local_day_bounds, require_aligned, require_window
 from core.status import Status
-from settlement.models import Imbalance, SettlementRule, SettlementRun
+from settlement.models import DirtyDay, Imbalance, SettlementRule, SettlementRun
 
 FINAL, PROVISIONAL = Status.FINAL.value, Status.PROVISIONAL.value
 
@@ -22,6 +22,8 @@ class Interval:
     inflow_wh: int = 0
     outflow_wh: int = 0
     provisional_lines: int = 0
+    line_count: int = 0  # 0: no data (not a final zero)
+    stale: bool = False  # a change inside is recorded but not yet recomputed
 
     @property
     def net_wh(self) -> int:
@@ -29,7 +31,15 @@ class Interval:
 
     @property
     def status(self) -> str:
-        return PROVISIONAL if self.provisional_lines else FINAL
+        """Final only when every line is final and the figures are up to date."""
+        return PROVISIONAL if self.provisional_lines or self.stale else FINAL
+
+    def add(self, other: "Interval") -> None:
+        self.inflow_wh += other.inflow_wh
+        self.outflow_wh += other.outflow_wh
+        self.provisional_lines += other.provisional_lines
+        self.line_count += other.line_count
+        self.stale = self.stale or other.stale
 
     def as_dict(self) -> dict:
         return {
@@ -39,51 +49,72 @@ class Interval:
             "outflow_wh": self.outflow_wh,
             "net_wh": self.net_wh,
             "status": self.status,
+            "line_count": self.line_count,
         }
+
+
+def stale_days(*, tenant_id, start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The local days overlapping ``[start, end)`` whose ledger changed since they were computed."""
+    first = local_day_bounds(local_date(start))[0]
+    days = DirtyDay.objects.filter(tenant_id=tenant_id, day_start__gte=first, day_start__lt=end).order_by("day_start")
+    return [local_day_bounds(local_date(day)) for day in days.values_list("day_start", flat=True)]
+
+
+def up_to_date(*, tenant_id, start: dt.datetime, end: dt.datetime) -> bool:
+    """Whether every figure of ``[start, end)`` reflects every recorded change (no day waits for a run)."""
+    return not stale_days(tenant_id=tenant_id, start=start, end=end)
 
 
 def quarter_flows(*, group: BalanceGroup, start: dt.datetime, end: dt.datetime) -> dict[dt.datetime, Interval]:
     """Inflow, outflow and status per quarter-hour that has lines, from the materialised imbalances."""
     flows: dict[dt.datetime, Interval] = {}
     rows = Imbalance.objects.filter(group=group, quarter_start__gte=start, quarter_start__lt=end).values_list(
-        "quarter_start", "inflow_wh", "outflow_wh", "is_final"
+        "quarter_start", "inflow_wh", "outflow_wh", "is_final", "line_count"
     )
-    for quarter, inflow, outflow, is_final in rows:
-        flows[quarter] = Interval(quarter, quarter + QUARTER, inflow, outflow, 0 if is_final else 1)
+    for quarter, inflow, outflow, is_final, lines in rows:
+        flows[quarter] = Interval(quarter, quarter + QUARTER, inflow, outflow, 0 if is_final else 1, lines)
     return flows
 
 
 def group_balance(*, group: BalanceGroup, start: dt.datetime, end: dt.datetime, resolution: str = "15min") -> dict:
     """A group's inflow, outflow, net and status over ``[start, end)``, bucketed by resolution.
 
-    Buckets are zero-filled; ``1d`` buckets are local days (92, 96 or 100 quarter-hours). A
-    bucket is final exactly when none of its lines is provisional.
+    Buckets are zero-filled (``line_count`` 0: no data); ``1d`` buckets are local days (92, 96 or
+    100 quarter-hours). A bucket is final exactly when none of its lines is provisional and no change
+    inside it waits for recomputation; ``up_to_date`` says whether any does.
     """
     start, end = require_window(start, end)
+    # The marks first: a recomputation that commits between the two reads then makes the figures
+    # look stale for one read, never a stale figure look up to date.
+    stale = stale_days(tenant_id=group.tenant_id, start=start, end=end)
     flows = quarter_flows(group=group, start=start, end=end)
     intervals = [Interval(bucket_start, bucket_end) for bucket_start, bucket_end in buckets(start, end, resolution)]
     position = 0
     for quarter in sorted(flows):
         while intervals[position].end <= quarter:
             position += 1
-        bucket, flow = intervals[position], flows[quarter]
-        bucket.inflow_wh += flow.inflow_wh
-        bucket.outflow_wh += flow.outflow_wh
-        bucket.provisional_lines += flow.provisional_lines
+        intervals[position].add(flows[quarter])
+    for bucket in intervals:
+        bucket.stale = any(d0 < bucket.end and bucket.start < d1 for d0, d1 in stale)
     total = Interval(start, end)
     for bucket in intervals:
-        total.inflow_wh += bucket.inflow_wh
-        total.outflow_wh += bucket.outflow_wh
-        total.provisional_lines += bucket.provisional_lines
-    return {"group": group.pk, **total.as_dict(), "intervals": [bucket.as_dict() for bucket in intervals]}
+        total.add(bucket)
+    return {
+        "group": group.pk,
+        **total.as_dict(),
+        "up_to_date": not stale,
+        "intervals": [bucket.as_dict() for bucket in intervals],
+    }
 
 
 def group_window_nets(*, tenant, start: dt.datetime, end: dt.datetime) -> dict:
     """Inflow, outflow, net and status of every group of the tenant over ``[start, end)``, in one query.
 
     Returns ``{group_id: {"inflow_wh", "outflow_wh", "net_wh", "status"}}`` for groups that have
-    lines in the window; a group without lines there is final with zero flows.
+    lines in the window; a group without lines there is final with zero flows. Nothing is final
+    while a change in the window waits for recomputation.
     """
+    stale = bool(stale_days(tenant_id=tenant.pk, start=start, end=end))  # read first, as in group_balance
     rows = (
         Imbalance.objects.filter(tenant=tenant, quarter_start__gte=start, quarter_start__lt=end)
         .values("group_id")
@@ -95,7 +126,7 @@ def group_window_nets(*, tenant, start: dt.datetime, end: dt.datetime) -> dict:
             "inflow_wh": row["inflow"],
             "outflow_wh": row["outflow"],
             "net_wh": row["inflow"] - row["outflow"],
-            "status": PROVISIONAL if row["provisional"] else FINAL,
+            "status": PROVISIONAL if row["provisional"] or stale else FINAL,
         }
         for row in rows
     }

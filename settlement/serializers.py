@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from balance_groups.rest import GroupRefField
@@ -45,7 +46,15 @@ class ImbalanceSerializer(serializers.Serializer):
     inflow_wh = serializers.IntegerField()
     outflow_wh = serializers.IntegerField()
     net_wh = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=BookingStatus.choices)
+    status = serializers.SerializerMethodField(help_text="final: every line is final and the row is up to date.")
+    line_count = serializers.IntegerField()
+
+    @extend_schema_field(serializers.ChoiceField(choices=BookingStatus.choices))
+    def get_status(self, row) -> str:
+        stale = self.context.get("stale", ())
+        if any(d0 <= row.quarter_start < d1 for d0, d1 in stale):
+            return BookingStatus.PROVISIONAL.value
+        return row.status
 
 
 class SettlementRunSerializer(RefuseUnknownFieldsMixin, serializers.Serializer):

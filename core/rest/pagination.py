@@ -26,7 +26,17 @@ class LineCursorPagination(CursorPagination):
 
 
 class ImbalanceCursorPagination(CursorPagination):
+    """Imbalance pages also say whether the window's figures are up to date (``up_to_date``)."""
+
     page_size = 1000
     page_size_query_param = "page_size"
     max_page_size = 10000
     ordering = ("quarter_start", "group__code")
+
+    def get_paginated_response_schema(self, schema):
+        paginated = super().get_paginated_response_schema(schema)
+        paginated["properties"]["up_to_date"] = {
+            "type": "boolean",
+            "description": "false while a change inside the window is recorded but not yet recomputed.",
+        }
+        return paginated

@@ -98,3 +98,23 @@ def test_ingestion_and_requested_run_are_settled_by_a_real_worker(site, rule, bo
     run.refresh_from_db()
     assert (run.lines_read, run.bookings_created, run.bookings_updated) == (8, 0, 0)
     assert ledger_violations() == []
+
+
+def test_a_balance_read_through_up_to_date_with_a_real_worker(site, rule, book, worker):
+    """The production topology: the figure read right after the write says it is not up to date;
+    the worker recomputes it within seconds of the commit, and then it is final."""
+    from settlement.selectors import group_balance
+
+    process, log = worker
+    rule(site["PV"], [(site["HOUSE"], 10000)])
+    book(site["PV"], site["APT"], at(10), at(11), 1001, status="final")
+    first = group_balance(group=site["APT"], start=at(10), end=at(11))
+    if first["up_to_date"]:  # the worker may already have been that quick
+        assert first["status"] == "final"
+    else:
+        assert first["status"] == "provisional"
+    started = time.monotonic()
+    wait_for(lambda: group_balance(group=site["APT"], start=at(10), end=at(11))["up_to_date"], process, log)
+    fresh = group_balance(group=site["APT"], start=at(10), end=at(11))
+    assert (fresh["status"], fresh["inflow_wh"]) == ("final", 1001)
+    assert time.monotonic() - started < 30
