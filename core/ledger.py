@@ -1,7 +1,8 @@
 """The ledger as the apps below it see it, without importing it.
 
 - ``ledger_changed``: every ledger write announces the lines it changed, inside its own
-  transaction; the settlement app registers the listener that marks the touched days for
+  transaction (and so does a first rule version that starts in the past, for the days it now
+  settles); the settlement app registers the listener that marks the touched days for
   recomputation (``SettlementConfig.ready``). A write with no listener is a wiring error and fails
   loudly, so no change goes unseen.
 - ``group_has_entries_outside``: whether a group has lines outside a validity, so that group

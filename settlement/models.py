@@ -184,6 +184,7 @@ class RunStatus(models.TextChoices):
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
+    ABANDONED = "abandoned", "Abandoned (its worker stopped; retried)"
 
 
 class RunTrigger(models.TextChoices):
@@ -191,6 +192,7 @@ class RunTrigger(models.TextChoices):
     COMMAND = "command", "manage.py settle"
     SCHEDULE = "schedule", "Periodic job"
     SERVICE = "service", "Service call"
+    RETRY = "retry", "Retry of an abandoned run"
 
 
 class SettlementRun(models.Model):
@@ -213,6 +215,9 @@ class SettlementRun(models.Model):
     days_done = models.IntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of a running run (after every day it settles)."
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
 

@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -18,12 +19,22 @@ from balance_groups.models import AuditAction, BalanceGroup, GroupKind, Tenant
 from core import jobs
 from core.db import is_postgres
 from core.errors import InvalidInput
-from core.quarters import QUARTER, next_quarter_after, parse_instant, require_aligned, require_window
+from core.ledger import ledger_changed
+from core.quarters import (
+    QUARTER,
+    local_date,
+    local_day_bounds,
+    next_quarter_after,
+    parse_instant,
+    require_aligned,
+    require_window,
+)
 from settlement.engine.units import UnitStats, settle_unit
 from settlement.engine.windows import unit_bounds, unit_of
 from settlement.engine.writers import SETTLE_ACTOR
 from settlement.models import (
     DirtyDay,
+    Imbalance,
     RunStatus,
     RunTrigger,
     SettlementCursor,
@@ -151,6 +162,8 @@ def rule_change(
     SettlementTarget.objects.bulk_create(
         [SettlementTarget(rule=rule, parent=parent, share=share) for parent, share in cleaned]
     )
+    if latest is None:
+        _announce_days_to_settle(group, since=effective_from, now=now or timezone.now())
     audit_record(
         tenant=group.tenant,
         actor=actor,
@@ -164,6 +177,19 @@ def rule_change(
         },
     )
     return rule
+
+
+def _announce_days_to_settle(group: BalanceGroup, *, since: dt.datetime, now: dt.datetime) -> None:
+    """A first version that starts in the past (loading history) settles days that hold the group's
+    data already: they are announced like a ledger write, so they are settled as promptly."""
+    until = min(now, group.valid_until) if group.valid_until else now
+    if since >= until:
+        return
+    quarters = Imbalance.objects.filter(group=group, quarter_start__gte=since, quarter_start__lt=until)
+    days = sorted({local_date(quarter) for quarter in quarters.values_list("quarter_start", flat=True).iterator()})
+    for day in days:
+        u0, u1 = local_day_bounds(day)
+        ledger_changed(tenant_id=group.tenant_id, start=u0, end=u1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,14 +215,18 @@ def _refresh_statistics(tables=ANALYZED_TABLES) -> None:
                 cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
 
 
-def _execute(run: SettlementRun, units, *, progress: Progress | None = None, now=None) -> SettlementRun:
-    units = list(units)
+def _execute(run: SettlementRun, units=None, *, progress: Progress | None = None, now=None) -> SettlementRun:
+    """Run ``units`` (default: the run's whole window); the run ends succeeded or failed with the reason."""
     run.status = RunStatus.RUNNING
-    run.started_at = timezone.now()
+    run.started_at = run.heartbeat_at = timezone.now()
     run.finished_at = None
     run.error = ""
-    run.days_total = len(units)
     run.days_done = 0
+    try:
+        units = list(unit_bounds(run.start, run.end) if units is None else units)
+    except Exception as error:  # nothing was settled: the run still ends in a recorded state
+        return _fail(run, error)
+    run.days_total = len(units)
     run.save()
     totals = UnitStats()
     if len(units) > 1:
@@ -211,16 +241,13 @@ def _execute(run: SettlementRun, units, *, progress: Progress | None = None, now
                 _refresh_statistics()
                 written_since_analyze = 0
             run.days_done = index
+            run.heartbeat_at = timezone.now()
             _copy_counts(run, totals)
             run.save(update_fields=_COUNT_FIELDS)
             if progress is not None:
                 progress(index, len(units), u0)
     except BaseException as error:
-        run.status = RunStatus.FAILED
-        run.error = f"{type(error).__name__}: {error}"[:2000]
-        run.finished_at = timezone.now()
-        run.save()
-        logger.exception("settlement run %s failed", run.pk)
+        _fail(run, error)
         raise
     run.status = RunStatus.SUCCEEDED
     run.finished_at = timezone.now()
@@ -245,8 +272,18 @@ def _execute(run: SettlementRun, units, *, progress: Progress | None = None, now
     return run
 
 
+def _fail(run: SettlementRun, error: BaseException) -> SettlementRun:
+    run.status = RunStatus.FAILED
+    run.error = f"{type(error).__name__}: {error}"[:2000]
+    run.finished_at = timezone.now()
+    run.save()
+    logger.error("settlement run %s failed: %s", run.pk, run.error)
+    return run
+
+
 _COUNT_FIELDS = [
     "days_done",
+    "heartbeat_at",
     "groups",
     "lines_read",
     "bookings_created",
@@ -284,7 +321,7 @@ def settlement_run(
     run = SettlementRun.objects.create(
         tenant=tenant, start=start, end=end, trigger=trigger, status=RunStatus.QUEUED, requested_by=actor_label(actor)
     )
-    return _execute(run, unit_bounds(start, end), progress=progress, now=now)
+    return _execute(run, progress=progress, now=now)
 
 
 def settlement_run_execute(*, run_id) -> SettlementRun | None:
@@ -294,9 +331,9 @@ def settlement_run_execute(*, run_id) -> SettlementRun | None:
     if run is None:
         logger.warning("settlement run %s does not exist", run_id)
         return None
-    if run.status == RunStatus.SUCCEEDED:
-        return run
-    return _execute(run, unit_bounds(run.start, run.end))
+    if run.status in (RunStatus.SUCCEEDED, RunStatus.ABANDONED):
+        return run  # done, or carried on by its retry
+    return _execute(run)
 
 
 def settlement_run_request(*, tenant, actor, start, end) -> SettlementRun:
@@ -330,6 +367,43 @@ def settlement_run_request(*, tenant, actor, start, end) -> SettlementRun:
         logger.warning("in-process settlement run %s failed", run.pk)
     run.refresh_from_db()
     return run
+
+
+def settlement_runs_reap(*, now: dt.datetime | None = None) -> list[SettlementRun]:
+    """Runs whose worker stopped (no sign of life for ``RUN_LEASE_SECONDS``) are marked abandoned and retried.
+
+    A killed worker's task would only be redelivered by the broker after its visibility timeout
+    (an hour); this finds the run within minutes. The retry is a new run of the same window; the
+    work is idempotent, so what the dead worker wrote is taken as it is.
+    """
+    now = now or timezone.now()
+    retries = []
+    with transaction.atomic():
+        stale = (
+            SettlementRun.objects.select_for_update(skip_locked=True)
+            .filter(status=RunStatus.RUNNING, heartbeat_at__lt=now - dt.timedelta(seconds=settings.RUN_LEASE_SECONDS))
+            .order_by("created_at")
+        )
+        for run in stale:
+            run.status = RunStatus.ABANDONED
+            run.finished_at = now
+            run.error = f"No sign of life since {run.heartbeat_at.isoformat()}: its worker stopped. Retried."
+            run.save(update_fields=["status", "finished_at", "error"])
+            retry = SettlementRun.objects.create(
+                tenant_id=run.tenant_id,
+                start=run.start,
+                end=run.end,
+                trigger=RunTrigger.RETRY,
+                status=RunStatus.QUEUED,
+                requested_by=run.requested_by,
+            )
+            logger.warning("settlement run %s abandoned; retried as %s", run.pk, retry.pk)
+            retries.append(retry)
+            if not jobs.in_process():
+                jobs.enqueue_on_commit(RUN_TASK, run_id=str(retry.pk))
+    if jobs.in_process():
+        retries = [_execute(retry) for retry in retries]
+    return retries
 
 
 def settlement_dirty_process(*, tenant_id=None, now: dt.datetime | None = None) -> list[SettlementRun]:

@@ -116,6 +116,9 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# A running settlement run without a sign of life for this long is abandoned and retried.
+RUN_LEASE_SECONDS = env.int("BKM_RUN_LEASE_SECONDS", default=300)
+
 # Celery: a real broker when REDIS_URL is set, otherwise tasks run in-process.
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None

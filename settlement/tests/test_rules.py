@@ -102,3 +102,25 @@ def test_hierarchy_tree_follows_rules_in_force(site, operator):
     grid = roots[0]
     assert [node.group.code for node in grid.children] == ["HOUSE", "PV"]
     assert [node.group.code for node in grid.children[0].children] == ["APT"]
+
+
+def test_a_first_rule_in_the_past_settles_the_history_already_booked(
+    site, operator, book, broker_mode, django_capture_on_commit_callbacks
+):
+    """Loading history: bookings first, then the group's first rule from its valid_from. The days
+    that hold its data are marked at once and settled by the next job, not by chance."""
+    from settlement.models import DirtyDay, SettlementBooking
+    from settlement.services import settlement_dirty_process
+    from settlement.tests.conftest import at
+
+    book(site["PV"], site["APT"], at(10), at(11), 1001)
+    settlement_dirty_process(tenant_id=site["PV"].tenant_id)  # the write's own day is done
+    assert not DirtyDay.objects.exists()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        rule_change(group=site["PV"], actor=operator, targets=[(site["GRID"], 10000)], effective_from=T0, now=NOW)
+    assert list(DirtyDay.objects.values_list("day_start", flat=True)) == [at(-1)]  # the local day of at(10)
+    assert ("settle_dirty", site["PV"].tenant_id) in broker_mode  # enqueued on commit, like a write
+
+    settlement_dirty_process(tenant_id=site["PV"].tenant_id)
+    assert SettlementBooking.objects.filter(child=site["PV"]).count() == 4

@@ -5,6 +5,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from balance_groups.models import AuditEntry
@@ -14,7 +15,7 @@ from settlement.engine.windows import unit_bounds
 from settlement.integrity import check_imbalances, check_settled_windows, check_settlement_keys
 from settlement.models import DirtyDay, Imbalance, RunStatus, SettlementBooking, SettlementRun
 from settlement.selectors import settlement_run_list
-from settlement.services import settlement_dirty_process, settlement_run_request
+from settlement.services import settlement_dirty_process, settlement_run_execute, settlement_run_request
 from settlement.tests.conftest import DAY, at
 from transactions.models import Booking, BookingKind
 
@@ -205,3 +206,46 @@ def test_runs_and_imbalances_are_visible_in_admin(site, rule, book, client, djan
     page = client.get(f"/admin/settlement/settlementrun/{run.pk}/change/")
     assert page.status_code == 200
     assert b"Bookings created" in page.content and b"Lines read" in page.content
+
+
+def test_a_run_whose_worker_stopped_is_abandoned_and_retried_within_minutes(site, rule, book, settings):
+    from settlement.services import settlement_runs_reap
+
+    rule(site["PV"], [(site["HOUSE"], 10000)])
+    book(site["PV"], site["APT"], at(10), at(11), 1001)
+    now = timezone.now()
+    dead = SettlementRun.objects.create(
+        tenant=site["PV"].tenant,
+        start=at(0),
+        end=at(24),
+        status=RunStatus.RUNNING,
+        started_at=now - dt.timedelta(minutes=7),
+        heartbeat_at=now - dt.timedelta(seconds=settings.RUN_LEASE_SECONDS + 1),
+    )
+    alive = SettlementRun.objects.create(
+        tenant=site["PV"].tenant, start=at(0), end=at(24), status=RunStatus.RUNNING, heartbeat_at=now
+    )
+
+    retries = settlement_runs_reap(now=now)
+
+    dead.refresh_from_db()
+    assert dead.status == RunStatus.ABANDONED and "its worker stopped" in dead.error
+    assert SettlementRun.objects.get(pk=alive.pk).status == RunStatus.RUNNING
+    assert [(retry.trigger, retry.status, retry.start, retry.end) for retry in retries] == [
+        ("retry", RunStatus.SUCCEEDED, at(0), at(24))
+    ]
+    assert settlement_runs_reap(now=now) == []  # once
+    assert PeriodicTask.objects.get(task="settlement.reap_abandoned").crontab.minute == "*"  # looked at every minute
+    assert settlement_run_execute(run_id=dead.pk).status == RunStatus.ABANDONED  # a late redelivery: no effect
+
+
+def test_a_run_that_fails_before_its_first_day_ends_failed_with_the_reason(site, monkeypatch):
+    def broken(start, end):
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setattr("settlement.services.unit_bounds", broken)
+    run = SettlementRun.objects.create(tenant=site["PV"].tenant, start=at(0), end=at(24))
+    run = settlement_run_execute(run_id=run.pk)
+    assert run.status == RunStatus.FAILED
+    assert run.error == "OverflowError: date value out of range"
+    assert run.finished_at is not None
