@@ -5,6 +5,7 @@ executes tasks in-process, so one command gives a working product. ``local``, ``
 and ``test`` build on this module.
 """
 
+import datetime as dt
 from pathlib import Path
 
 import environ
@@ -34,6 +35,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_htmx",
+    "axes",
     "core",
     "balance_groups",
     "transactions",
@@ -52,6 +54,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "bkm.urls"
@@ -115,6 +118,19 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Login throttling (django-axes): after BKM_LOGIN_FAILURES wrong passwords for one user from one
+# address, logins of that pair are refused (429) for BKM_LOGIN_COOLOFF_MINUTES. Counted where every
+# web process sees the same count: the shared cache (Redis), or without one the database.
+# Applies to /login/ and /admin/login/.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "axes.handlers.cache.AxesCacheHandler" if REDIS_URL else "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = env.int("BKM_LOGIN_FAILURES", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("BKM_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
 
 # A running settlement run without a sign of life for this long is abandoned and retried.
 RUN_LEASE_SECONDS = env.int("BKM_RUN_LEASE_SECONDS", default=300)
@@ -181,6 +197,13 @@ SPECTACULAR_SETTINGS = {
 }
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("BKM_MAX_BODY_BYTES", default=64 * 1024 * 1024)
+# An uploaded file (the CSV import) is refused past this size while it streams in.
+UPLOAD_MAX_BYTES = env.int("BKM_UPLOAD_MAX_BYTES", default=20 * 1024 * 1024)
+FILE_UPLOAD_HANDLERS = [
+    "dashboard.uploads.SizeLimitedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 LOGGING = {
     "version": 1,

@@ -1,5 +1,6 @@
 """CSV import with a preview (dry run), row-level errors and a summary."""
 
+from django.conf import settings
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
@@ -16,7 +17,11 @@ def csv_upload(request, tenant):
     result = None
     text = ""
     status = 200
-    if request.method == "POST" and form.is_valid():
+    if getattr(request, "upload_too_large", False):  # the handler stopped taking it (dashboard.uploads)
+        form.is_valid()
+        form.errors.pop("file", None)
+        form.add_error("file", f"The file is larger than {settings.UPLOAD_MAX_BYTES // (1024 * 1024)} MiB; split it.")
+    elif request.method == "POST" and form.is_valid():
         text = form.cleaned_data["text"]
         dry_run = request.POST.get("action") != "import"
         try:

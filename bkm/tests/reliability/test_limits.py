@@ -212,3 +212,37 @@ def test_a_5000_digit_energy_in_a_csv_row_is_refused_on_its_line(client, operato
     errors = response.context["result"].errors
     assert [(error.line, error.code) for error in errors] == [(2, "VALIDATION_ERROR")]
     assert "whole number" in errors[0].detail
+
+
+# -- login throttling (django-axes) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["/login/", "/admin/login/"])
+def test_wrong_passwords_lock_the_user_at_that_address_for_a_while(client, admin_user, url):
+    admin_user.set_password("the-right-one-42")
+    admin_user.save()
+    for _ in range(4):
+        response = client.post(url, {"username": admin_user.username, "password": "wrong"})
+        assert response.status_code == 200  # the form again, with its error
+    assert client.post(url, {"username": admin_user.username, "password": "wrong"}).status_code == 429  # the 5th
+    locked = client.post(url, {"username": admin_user.username, "password": "the-right-one-42"})
+    assert locked.status_code == 429
+    assert "Too many failed logins" in locked.content.decode()
+    other = client.post(url, {"username": admin_user.username, "password": "the-right-one-42"}, REMOTE_ADDR="10.9.9.9")
+    assert other.status_code == 302  # the same user from another address is not locked out
+    figures.add("access_checks")
+
+
+def test_a_csv_upload_past_the_limit_is_refused_while_it_streams(client, operator, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.UPLOAD_MAX_BYTES = 1024 * 1024
+    header = b"source,destination,start,end,energy_wh\n"
+    row = b"PV,APT,2026-03-02T00:00Z,2026-03-02T00:15Z,1\n"
+    big = header + row * (2 * 1024 * 1024 // len(row))  # 2 MiB
+    client.force_login(operator)
+    file = SimpleUploadedFile("values.csv", big, content_type="text/csv")
+    response = client.post(reverse("dashboard:csv-upload"), {"file": file, "action": "preview"})
+    assert response.status_code == 400
+    assert response.context["form"].errors["file"] == ["The file is larger than 1 MiB; split it."]
+    assert response.context["result"] is None
