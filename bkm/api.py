@@ -1,7 +1,9 @@
 """The REST API's URL configuration (``/api/v1/``, ``/api/schema/``, ``/api/docs/``)."""
 
+from csp.constants import UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 
 from balance_groups.api import BalanceGroupViewSet
@@ -30,8 +32,11 @@ urlpatterns = [
     ),
     path(
         "docs/",
-        SpectacularSwaggerView.as_view(
-            url_name="api:schema", permission_classes=[AllowAny], authentication_classes=[], throttle_classes=[]
+        # Swagger UI sets one inline style from its script: allowed on this page only (styles run no code).
+        csp_update({"style-src": [UNSAFE_INLINE]})(
+            SpectacularSwaggerSplitView.as_view(
+                url_name="api:schema", permission_classes=[AllowAny], authentication_classes=[], throttle_classes=[]
+            )
         ),
         name="docs",
     ),

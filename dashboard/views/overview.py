@@ -24,7 +24,6 @@ def _flatten(roots, nets):
             {
                 "group": node.group,
                 "depth": depth,
-                "indent": depth * 1.5,
                 "rule": rule,
                 "targets": targets,
                 "day": nets.get(node.group.pk, {"inflow_wh": 0, "outflow_wh": 0, "net_wh": 0, "status": "final"}),

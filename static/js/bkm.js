@@ -93,3 +93,11 @@
     init();
   }
 })();
+
+/* Forms that ask before they act (data-confirm): no inline handlers, so the CSP needs none. */
+document.addEventListener("submit", function (event) {
+  var message = event.target.getAttribute && event.target.getAttribute("data-confirm");
+  if (message && !window.confirm(message)) {
+    event.preventDefault();
+  }
+});
