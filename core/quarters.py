@@ -158,6 +158,18 @@ def bucket_start(instant: dt.datetime, resolution: str, zone: ZoneInfo | None = 
     raise InvalidInput.for_field("resolution", f"resolution must be one of {', '.join(RESOLUTIONS)}.")
 
 
+def boundary_at_or_after(instant: dt.datetime, resolution: str, zone: ZoneInfo | None = None) -> dt.datetime:
+    """The first boundary of the resolution's grid (quarter-hour, UTC hour, local day) at or after ``instant``."""
+    start = bucket_start(instant, resolution, zone)
+    if start == instant:
+        return instant
+    if resolution == "15min":
+        return start + QUARTER
+    if resolution == "1h":
+        return start + dt.timedelta(hours=1)
+    return local_day_bounds(local_date(instant, zone), zone)[1]
+
+
 def buckets(start: dt.datetime, end: dt.datetime, resolution: str, zone: ZoneInfo | None = None):
     """Consecutive ``(bucket_start, bucket_end)`` pairs covering ``[start, end)``.
 

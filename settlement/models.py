@@ -29,6 +29,14 @@ class SettlementRule(models.Model):
     effective_until = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="Where the next version starts (exclusive)."
     )
+    takes_effect_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When this version really starts settling: its effective_from for a group's first version, "
+        "else the first window boundary of the version it follows (an hourly rule changes at a full hour, "
+        "a daily one at local midnight), since the version in force at a window's start governs the window.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -26,6 +26,11 @@ class SettlementRuleSerializer(RefuseUnknownFieldsMixin, serializers.Serializer)
         "first rule may start at its valid_from, later versions no earlier than the next quarter-hour.",
     )
     effective_until = InstantField(read_only=True, allow_null=True, help_text="Where the next version starts.")
+    takes_effect = InstantField(
+        read_only=True,
+        help_text="When this version really starts settling: effective_from, or for a change of an hourly or "
+        "daily rule the next full hour or local midnight (the version in force at a window's start governs it).",
+    )
 
     def to_representation(self, rule):
         return {
@@ -35,6 +40,7 @@ class SettlementRuleSerializer(RefuseUnknownFieldsMixin, serializers.Serializer)
             "interval": rule.interval,
             "effective_from": InstantField().to_representation(rule.effective_from),
             "effective_until": InstantField().to_representation(rule.effective_until),
+            "takes_effect": InstantField().to_representation(rule.takes_effect_at or rule.effective_from),
         }
 
 

@@ -22,6 +22,7 @@ from core.errors import InvalidInput
 from core.ledger import ledger_changed
 from core.quarters import (
     QUARTER,
+    boundary_at_or_after,
     local_date,
     local_day_bounds,
     next_quarter_after,
@@ -157,7 +158,11 @@ def rule_change(
         latest.effective_until = effective_from
         latest.save(update_fields=["effective_until"])
     rule = SettlementRule.objects.create(
-        tenant_id=group.tenant_id, group=group, interval=interval, effective_from=effective_from
+        tenant_id=group.tenant_id,
+        group=group,
+        interval=interval,
+        effective_from=effective_from,
+        takes_effect_at=effective_from if latest is None else boundary_at_or_after(effective_from, latest.interval),
     )
     SettlementTarget.objects.bulk_create(
         [SettlementTarget(rule=rule, parent=parent, share=share) for parent, share in cleaned]
@@ -173,6 +178,7 @@ def rule_change(
             "group": group.code,
             "interval": interval,
             "effective_from": effective_from.isoformat(),
+            "takes_effect_at": rule.takes_effect_at.isoformat(),
             "targets": [{"parent": parent.code, "share": share} for parent, share in cleaned],
         },
     )

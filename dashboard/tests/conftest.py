@@ -11,8 +11,8 @@ DAY = dt.date(2026, 3, 10)  # a winter day in Europe/Berlin: local = UTC + 1h
 DAY_START = dt.datetime(2026, 3, 9, 23, 0, tzinfo=UTC)
 PASSWORD = "correct-horse-battery"
 
-# The browser tests' live server listens on a fixed port of the dashboard's range.
-os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", "127.0.0.1:8202")
+# The browser tests' live server listens on a free port the system picks (so parallel runs never clash).
+os.environ.setdefault("DJANGO_LIVE_TEST_SERVER_ADDRESS", "127.0.0.1:0")
 
 
 @pytest.fixture(autouse=True)

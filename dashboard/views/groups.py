@@ -13,7 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from balance_groups import services as group_services
 from balance_groups.models import BalanceGroup, GroupKind
 from core.errors import BkmError
-from core.quarters import next_quarter_after, site_zone
+from core.quarters import boundary_at_or_after, next_quarter_after, site_zone
 from dashboard.charts import balance_chart_data
 from dashboard.forms import (
     BookingFilterForm,
@@ -222,14 +222,16 @@ def rule_edit(request, tenant, ref):
         except BkmError as error:
             apply_error(form, error, field_map={"targets": "parent_1"})
         else:
-            starts = rule.effective_from.astimezone(site_zone())
+            starts = rule.takes_effect_at.astimezone(site_zone())
             messages.success(
                 request,
                 f"New rule for {group.code} takes effect at {starts:%Y-%m-%d %H:%M} ({zone_name()}), "
-                f"{rule.effective_from:%H:%M} UTC.",
+                f"{rule.takes_effect_at:%H:%M} UTC.",
             )
             return redirect(_group_url(group))
     next_change = next_quarter_after(timezone.now())
+    if current is not None:  # the version in force governs its window: an hourly rule changes at a full hour
+        next_change = boundary_at_or_after(next_change, current.interval)
     context = {
         "form": form,
         "group": group,

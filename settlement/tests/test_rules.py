@@ -124,3 +124,37 @@ def test_a_first_rule_in_the_past_settles_the_history_already_booked(
 
     settlement_dirty_process(tenant_id=site["PV"].tenant_id)
     assert SettlementBooking.objects.filter(child=site["PV"]).count() == 4
+
+
+@pytest.mark.parametrize(
+    ("interval", "takes_effect"),
+    [
+        ("15min", dt.datetime(2026, 6, 1, 10, 15, tzinfo=UTC)),
+        ("1h", dt.datetime(2026, 6, 1, 11, 0, tzinfo=UTC)),  # the next full hour
+        ("1d", dt.datetime(2026, 6, 1, 22, 0, tzinfo=UTC)),  # the next local midnight (CEST)
+    ],
+)
+def test_a_change_really_starts_at_the_next_window_of_the_rule_in_force(site, operator, interval, takes_effect):
+    first = rule_change(
+        group=site["PV"], actor=operator, targets=[(site["GRID"], 10000)], interval=interval, effective_from=T0, now=NOW
+    )
+    assert first.takes_effect_at == T0  # a first version starts where it says
+    second = rule_change(group=site["PV"], actor=operator, targets=[(site["HOUSE"], 10000)], now=NOW)
+    assert second.effective_from == dt.datetime(2026, 6, 1, 10, 15, tzinfo=UTC)
+    assert second.takes_effect_at == takes_effect
+
+
+def test_the_api_says_when_a_change_takes_effect(site, operator):
+    from rest_framework.test import APIClient
+
+    from balance_groups.services import api_client_create
+
+    rule_change(
+        group=site["PV"], actor=operator, targets=[(site["GRID"], 10000)], interval="1h", effective_from=T0, now=NOW
+    )
+    later = rule_change(group=site["PV"], actor=operator, targets=[(site["HOUSE"], 10000)], now=NOW)
+    _, key = api_client_create(tenant=site["PV"].tenant, name="reader")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    body = api.get(f"/api/v1/settlement-rules/{later.pk}/").json()
+    assert (body["effective_from"], body["takes_effect"]) == ("2026-06-01T10:15:00Z", "2026-06-01T11:00:00Z")
