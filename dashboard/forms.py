@@ -21,7 +21,10 @@ def local_input_value(instant: dt.datetime | None) -> str:
     """An instant as the value of a datetime-local input (site zone)."""
     if instant is None:
         return ""
-    return instant.astimezone(site_zone()).strftime("%Y-%m-%dT%H:%M")
+    try:
+        return instant.astimezone(site_zone()).strftime("%Y-%m-%dT%H:%M")
+    except OverflowError:  # a stored instant at the edge of time: shown with its offset, refused if sent back
+        return instant.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
 class LocalInstantField(forms.Field):

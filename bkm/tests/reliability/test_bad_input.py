@@ -6,6 +6,7 @@ ids...), a hypothesis fuzz of the booking fields, and schemathesis' stateful run
 schema following its links.
 """
 
+import datetime as dt
 import json
 import uuid
 
@@ -515,3 +516,59 @@ def test_schemathesis_stateful_links_never_5xx_and_keep_the_ledger_consistent(wo
     assert fingerprint(world.other.tenant) == before_other
     figures.add("schemathesis_stateful_calls", calls["n"])
     figures.put("schemathesis_links", links)
+
+
+# -- hostile strings and instants over every write endpoint ---------------------------------
+
+hostile_text = st.text(
+    alphabet=st.characters(codec=None, categories=None, exclude_categories=()), max_size=40
+) | st.sampled_from(["\x00", "\ud800", "a\udfffb", "\x07", "=HYPERLINK(1)", "a" * 300, "\u202e", " ", ""])
+hostile_instant = (
+    st.datetimes(
+        min_value=dt.datetime(1, 1, 2),
+        max_value=dt.datetime(9999, 12, 30),
+        timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=14)), dt.timezone(-dt.timedelta(hours=12))]),
+    ).map(lambda instant: instant.isoformat())
+    | st.sampled_from(["9999-12-31T23:45:00Z", "0001-01-01T00:00:00Z", "2026-03-02T00:07:00Z", "2026-03-02T00:00:00"])
+    | hostile_text
+)
+WRITE_ENDPOINTS = {
+    "group": ("post", GROUPS, lambda t, i: {**GROUP, "code": f"F{abs(hash(t)) % 10**6}", "name": t, "valid_from": i}),
+    "group-patch": ("patch", "/api/v1/balance-groups/APT-1/", lambda t, i: {"name": t, "valid_until": i}),
+    "close": ("post", "/api/v1/balance-groups/APT-1/close", lambda t, i: {"until": i}),
+    "rule": (
+        "post",
+        RULES,
+        lambda t, i: {"group": t or "APT-1", "targets": [{"parent": "HOUSE", "share": 10000}], "effective_from": i},
+    ),
+    "run": ("post", "/api/v1/settlement-runs/", lambda t, i: {"start": i, "end": iso(T0 + HOUR)}),
+    "resolve": ("post", "/api/v1/clarifications/{case}/resolve", lambda t, i: {"action": "dismiss", "note": t}),
+    "booking": ("post", BOOKINGS, lambda t, i: booking(name=t, start=i)),
+    "bulk": ("post", "/api/v1/bookings/bulk", lambda t, i: {"bookings": [booking(external_id=t, end=i)]}),
+}
+
+
+def test_hostile_strings_and_instants_on_every_write_endpoint_never_cause_a_5xx(world):
+    """Never a 5xx; and a refusal by any endpoint but the booking ones (which keep refused bookings
+    as clarification cases) writes nothing at all."""
+    client = world.clients["owner"]
+    seen = set()
+
+    @settings(max_examples=240, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(endpoint=st.sampled_from(sorted(WRITE_ENDPOINTS)), text=hostile_text, instant=hostile_instant)
+    def run(endpoint, text, instant):
+        method, url, body = WRITE_ENDPOINTS[endpoint]
+        before = fingerprint(world.owner.tenant)
+        response = _request(client, method, url.format(**world.owner.ids), body(text, instant))
+        assert response.status_code < 500, (endpoint, text, instant, response.content[:300])
+        if response.status_code >= 400:
+            answer = response.json()
+            assert answer["code"] in CLIENT_CODES and answer["detail"], answer
+            if endpoint not in ("booking", "bulk"):
+                assert fingerprint(world.owner.tenant) == before, (endpoint, text, instant)
+        seen.add(endpoint)
+
+    run()
+    assert seen == set(WRITE_ENDPOINTS)
+    assert ledger_violations([world.owner.tenant.pk]) == []
+    figures.add("bad_inputs", 240)

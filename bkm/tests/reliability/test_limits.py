@@ -121,18 +121,48 @@ def test_a_day_outside_the_range_is_a_400_page_that_says_so(client, operator, pa
 
 
 def test_a_stored_instant_at_the_edge_of_time_still_renders(client, operator, tenant, admin_client):
-    """A database may already hold a value the API now refuses: every page still renders it."""
+    """A database may already hold values the API now refuses: every dashboard page and every admin
+    list and form still renders them (never an OverflowError while formatting a local time)."""
+    from django.contrib import admin
+    from django.utils import timezone
+
+    from settlement.models import SettlementRule
+    from transactions.models import ClarificationCase
+
     edge = dt.datetime(9999, 12, 31, 23, 45, tzinfo=dt.UTC)
-    group = GroupFactory(tenant=tenant, code="EDGE", kind="consumer", valid_from=T0, closed_until=edge)
+    dawn = dt.datetime(1, 1, 1, 0, 0, tzinfo=dt.UTC)
+    group = GroupFactory(
+        tenant=tenant, code="EDGE", kind="consumer", valid_from=dawn, valid_until=edge, closed_until=edge
+    )
     SettlementRun.objects.create(tenant=tenant, start=edge - dt.timedelta(hours=1), end=edge)
+    SettlementRule.objects.create(tenant=tenant, group=group, effective_from=dawn, takes_effect_at=dawn)
+    ClarificationCase.objects.create(
+        tenant=tenant, reason="PERIOD_CLOSED", detail="edge", payload={"start": "9999-12-31T23:45:00Z"}
+    )
     client.force_login(operator)
-    for url in (reverse("dashboard:overview"), reverse("dashboard:group", args=[group.pk]), reverse("dashboard:runs")):
-        response = client.get(url)
-        assert response.status_code == 200, url
-        assert "9999-12-31 23:45Z" in response.content.decode(), url
+    today = timezone.now().date().isoformat()
+    pages = [
+        reverse("dashboard:overview"),
+        reverse("dashboard:group", args=[group.pk]),
+        reverse("dashboard:group", args=[group.pk]) + "?span=week",
+        reverse("dashboard:group-edit", args=[group.pk]),
+        reverse("dashboard:group-close", args=[group.pk]),
+        reverse("dashboard:rule-edit", args=[group.pk]),
+        reverse("dashboard:group-csv", args=[group.pk]) + f"?from={today}",
+        reverse("dashboard:imbalances"),
+        reverse("dashboard:clarifications"),
+        reverse("dashboard:runs"),
+        reverse("dashboard:csv-upload"),
+    ]
+    for url in pages:
+        assert client.get(url).status_code == 200, url
         figures.add("access_checks")
-    for url in ("/admin/balance_groups/balancegroup/", "/admin/settlement/settlementrun/"):
-        assert admin_client.get(url).status_code == 200, url
+    assert "9999-12-31 23:45Z" in client.get(reverse("dashboard:runs")).content.decode()
+    for model in admin.site._registry:
+        changelist = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+        assert admin_client.get(changelist).status_code == 200, changelist
+    change = reverse("admin:balance_groups_balancegroup_change", args=[group.pk])
+    assert admin_client.get(change).status_code == 200
 
 
 # -- text hygiene (core.text): no NUL, no lone surrogate, no control character -------------------
