@@ -78,6 +78,12 @@ class BalanceGroup(models.Model):
     kind = models.CharField(max_length=16, choices=GroupKind.choices)
     valid_from = models.DateTimeField(help_text="Quarter-hour aligned instant from which the group accepts entries.")
     valid_until = models.DateTimeField(null=True, blank=True, help_text="Aligned end of validity (exclusive).")
+    metering_point = models.CharField(
+        max_length=64,
+        null=True,
+        blank=True,
+        help_text="Metering point id (MaLo/MeLo), unique per tenant; market messages are matched on it.",
+    )
     closed_until = models.DateTimeField(
         null=True, blank=True, help_text="Every quarter-hour before this instant is closed: no new entries."
     )
@@ -88,6 +94,7 @@ class BalanceGroup(models.Model):
         ordering = ["tenant", "code"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "code"], name="group_code_unique_per_tenant"),
+            models.UniqueConstraint(fields=["tenant", "metering_point"], name="group_metering_point_unique_per_tenant"),
             models.CheckConstraint(condition=Q(kind__in=GroupKind.values), name="group_kind_valid"),
             models.CheckConstraint(
                 condition=Q(valid_until__isnull=True) | Q(valid_until__gt=F("valid_from")),
@@ -120,6 +127,9 @@ class AuditAction(models.TextChoices):
     SETTLEMENT_REQUEST = "settlement.request", "Settlement run requested"
     SETTLEMENT_RUN = "settlement.run", "Settlement run finished"
     SETTLEMENT_APPLY = "settlement.apply", "Settlement bookings written"
+    MEASUREMENT_INGEST = "measurement.ingest", "Measurements ingested"
+    MEASUREMENT_CORRECT = "measurement.correct", "Final measurement corrected"
+    SCHEME_CHANGE = "scheme.change", "Allocation scheme version added"
 
 
 class AuditEntry(models.Model):

@@ -17,14 +17,18 @@ def _as_uuid(text: str) -> uuid.UUID | None:
 
 
 class GroupIndex:
-    """Groups by id and by code. A reference is a group's UUID or, failing that, its code."""
+    """Groups by id, code and metering point. A reference is a group's UUID or, failing that, its
+    code or, failing that, its metering point (MaLo/MeLo)."""
 
     def __init__(self, groups):
         self.by_id: dict[uuid.UUID, BalanceGroup] = {}
         self.by_code: dict[str, BalanceGroup] = {}
+        self.by_metering_point: dict[str, BalanceGroup] = {}
         for group in groups:
             self.by_id[group.pk] = group
             self.by_code[group.code] = group
+            if group.metering_point:
+                self.by_metering_point[group.metering_point] = group
             group.id_text = str(group.pk)  # formatted once for the many rows that name the group
 
     def get(self, ref) -> BalanceGroup | None:
@@ -33,7 +37,8 @@ class GroupIndex:
             pk = _as_uuid(text)
             if pk is not None and pk in self.by_id:
                 return self.by_id[pk]
-        return self.by_code.get(text)
+        group = self.by_code.get(text)
+        return group if group is not None else self.by_metering_point.get(text)
 
     def resolve(self, ref) -> BalanceGroup:
         group = self.get(ref)
@@ -54,7 +59,7 @@ def group_get(*, tenant, ref) -> BalanceGroup:
             raise NotFound(f"Balance group {ref.pk} not found.")
         return ref
     text = str(ref).strip()
-    candidates = Q(code=text)
+    candidates = Q(code=text) | Q(metering_point=text)
     pk = _as_uuid(text)
     if pk is not None:
         candidates |= Q(pk=pk)

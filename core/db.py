@@ -1,10 +1,17 @@
 """Database helpers shared by the apps' migrations and services: backend checks, guards that only
 PostgreSQL enforces, advisory locks, epoch conversion, raw-SQL parameters and the bulk row writer."""
 
+import datetime as dt
+import itertools
 import os
+from collections.abc import Callable
 
 from django.db import connection, migrations
 from django.db.models import AutoField, BigIntegerField, Func
+
+from core.quarters import from_epoch, local_day_bounds, offset_segments
+
+EPOCH_DAY = dt.date(1970, 1, 1)
 
 
 def is_postgres(conn=None) -> bool:
@@ -147,3 +154,25 @@ def uuid4_texts(count: int) -> list[str]:
 # The version (4) and variant (RFC 4122) bits, as ``uuid.UUID(..., version=4)`` sets them.
 _UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
 _UUID4_SET = (0x8000 << 48) | (4 << 76)
+
+
+def bucket_sql(epoch: str, resolution: str, start, end) -> tuple[str, Callable]:
+    """SQL giving the integer bucket of an epoch expression, and the bucket start of such an integer.
+
+    ``15min`` and ``1h`` are UTC quarter-hours and hours; ``1d`` is the local day number since 1970,
+    the epoch shifted by the site zone's offset in force (a CASE over the window's few changes).
+    Both backends divide integers to integers, so one expression serves both.
+    """
+    if resolution == "15min":
+        return f"(({epoch}) / 900)", lambda bucket: from_epoch(bucket * 900)
+    if resolution == "1h":
+        return f"(({epoch}) / 3600)", lambda bucket: from_epoch(bucket * 3600)
+    segments = offset_segments(start, end)
+    whens = "".join(
+        f" WHEN ({epoch}) < {int(since)} THEN {int(seconds)}"
+        for (_, seconds), (since, _) in itertools.pairwise(segments)
+    )
+    offset = f"CASE{whens} ELSE {int(segments[-1][1])} END" if whens else str(int(segments[0][1]))
+    return f"((({epoch}) + {offset}) / 86400)", lambda bucket: local_day_bounds(EPOCH_DAY + dt.timedelta(days=bucket))[
+        0
+    ]

@@ -50,6 +50,13 @@ class BookingFinal(BkmError):
     http_status = 409
 
 
+class MeasurementFinal(BkmError):
+    """A final measurement re-sent with another value: refused and kept as a clarification case."""
+
+    code = "MEASUREMENT_FINAL"
+    http_status = 409
+
+
 class Conflict(BkmError):
     code = "CONFLICT"
     http_status = 409

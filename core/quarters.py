@@ -189,3 +189,25 @@ def buckets(start: dt.datetime, end: dt.datetime, resolution: str, zone: ZoneInf
         nxt = min(nxt, end)
         yield current, nxt
         current = nxt
+
+
+def offset_segments(start: dt.datetime, end: dt.datetime, zone: ZoneInfo | None = None) -> list[tuple[int, int]]:
+    """``(from epoch, UTC offset seconds)`` of the site zone over ``[start, end)``, a pair per change."""
+    zone = zone or site_zone()
+
+    def offset(epoch: int) -> int:
+        return int(from_epoch(epoch).astimezone(zone).utcoffset().total_seconds())
+
+    segments = [(to_epoch(start), offset(to_epoch(start)))]
+    day = local_date(start, zone)
+    while True:
+        d0, d1 = local_day_bounds(day, zone)
+        if d0 >= end:
+            break
+        if offset(to_epoch(d1) - QUARTER_SECONDS) != segments[-1][1]:  # changes inside this day
+            epoch = to_epoch(d0)
+            while offset(epoch) == segments[-1][1]:
+                epoch += QUARTER_SECONDS
+            segments.append((epoch, offset(epoch)))
+        day += dt.timedelta(days=1)
+    return segments

@@ -12,6 +12,7 @@ class BookingKind(models.TextChoices):
     MANUAL = "manual", "Manual"
     SETTLEMENT = "settlement", "Settlement"
     REVERSAL = "reversal", "Reversal"
+    ALLOCATION = "allocation", "Allocation"
 
 
 class Booking(models.Model):
@@ -112,11 +113,17 @@ class LedgerLine(models.Model):
 class ClarificationReason(models.TextChoices):
     PERIOD_CLOSED = "PERIOD_CLOSED", "Closed period"
     GROUP_NOT_VALID = "GROUP_NOT_VALID", "Group not valid for the period"
+    MEASUREMENT_FINAL = "MEASUREMENT_FINAL", "Final measurement re-sent with another value"
 
     @classmethod
     def for_error(cls, error) -> "ClarificationReason":
         """The reason a refusal (``PeriodClosed`` or ``GroupNotValid``) is kept for."""
-        return cls.PERIOD_CLOSED if error.code == cls.PERIOD_CLOSED else cls.GROUP_NOT_VALID
+        return cls(error.code) if error.code in cls.values else cls.GROUP_NOT_VALID
+
+
+class ClarificationSubject(models.TextChoices):
+    BOOKING = "booking", "Booking"
+    MEASUREMENT = "measurement", "Measurement"
 
 
 class ClarificationStatus(models.TextChoices):
@@ -133,7 +140,13 @@ class ClarificationCase(models.Model):
     reason = models.CharField(max_length=32, choices=ClarificationReason.choices)
     detail = models.TextField()
     payload = models.JSONField(help_text="The input exactly as received.")
-    channel = models.CharField(max_length=32, default="api", help_text="api, bulk, csv or dashboard.")
+    channel = models.CharField(max_length=32, default="api", help_text="api, bulk, csv, mscons or dashboard.")
+    subject = models.CharField(
+        max_length=16,
+        choices=ClarificationSubject.choices,
+        default=ClarificationSubject.BOOKING,
+        help_text="What the payload is: a booking or a measurement.",
+    )
     status = models.CharField(max_length=16, choices=ClarificationStatus.choices, default=ClarificationStatus.OPEN)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.CharField(max_length=200, blank=True)

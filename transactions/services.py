@@ -14,6 +14,7 @@ from core.ledger import ledger_changed
 from core.quarters import from_epoch, require_aligned, to_epoch
 from core.splitting import quarter_parts
 from core.text import require_clean_text
+from transactions.clarify import rebook_for
 from transactions.models import (
     Booking,
     BookingKind,
@@ -21,6 +22,7 @@ from transactions.models import (
     ClarificationCase,
     ClarificationReason,
     ClarificationStatus,
+    ClarificationSubject,
     LedgerLine,
 )
 from transactions.payloads import booking_fields_from_payload, clean_booking
@@ -307,10 +309,12 @@ def clarification_resolve(*, case: ClarificationCase, actor, action: str, note: 
         if case.status != ClarificationStatus.OPEN:
             raise Conflict(f"This case is {case.status} already.")
         booking = None
-        if action == "rebook":
+        if action == "rebook" and case.subject == ClarificationSubject.BOOKING:
             result = booking_create(tenant=case.tenant, actor=actor, **booking_fields_from_payload(case.payload))
             booking = result.booking
-        case.status = ClarificationStatus.REBOOKED if booking else ClarificationStatus.DISMISSED
+        elif action == "rebook":
+            rebook_for(case.subject)(case=case, actor=actor)
+        case.status = ClarificationStatus.REBOOKED if action == "rebook" else ClarificationStatus.DISMISSED
         case.booking = booking
         case.resolved_at = timezone.now()
         case.resolved_by = actor_label(actor)

@@ -50,13 +50,27 @@ class LedgerRows:
             value = self._instants[epoch] = from_epoch(epoch)
         return value
 
-    def add(self, booking_id, external_id, name, source_id, destination_id, start_epoch, end_epoch, energy_wh, final):
+    def add(
+        self,
+        booking_id,
+        external_id,
+        name,
+        source_id,
+        destination_id,
+        start_epoch,
+        end_epoch,
+        energy_wh,
+        final,
+        *,
+        kind=None,
+        reverses_id=None,
+    ):
         tenant_id, now, label, instant = self.tenant_id, self.now, self.label, self.instant
         status, finalized_at = (FINAL, now) if final else (PROVISIONAL, None)
         start, end = instant(start_epoch), instant(end_epoch)
-        # The columns of BOOKING_COLUMNS, in order (no reversal: ``reverses_id`` is None).
+        # The columns of BOOKING_COLUMNS, in order.
         row = (booking_id, tenant_id, external_id, name, source_id, destination_id, start, end, energy_wh, status)
-        self.bookings.add((*row, self.kind, None, now, label, now, label, finalized_at))
+        self.bookings.add((*row, kind or self.kind, reverses_id, now, label, now, label, finalized_at))
         add_line = self.lines.add
         for epoch, part in quarter_parts(start_epoch, end_epoch, energy_wh):
             add_line((booking_id, tenant_id, source_id, destination_id, instant(epoch), part, final))

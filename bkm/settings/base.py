@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "balance_groups",
     "transactions",
     "settlement",
+    "allocation",
     "dashboard",
     "demo",
 ]

@@ -3,12 +3,15 @@
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
-PACKAGES = ("core", "balance_groups", "transactions", "settlement", "dashboard", "demo", "bkm")
+PACKAGES = tomllib.loads((Path(settings.BASE_DIR) / "pyproject.toml").read_text())["tool"]["importlinter"][
+    "root_packages"
+]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 

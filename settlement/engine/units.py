@@ -2,7 +2,7 @@
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
@@ -41,6 +41,19 @@ class UnitStats:
     @property
     def changed(self) -> bool:
         return bool(self.created or self.updated or self.finalized or self.deleted)
+
+
+UnitStep = Callable[..., UnitStats]
+
+_steps_before: list[UnitStep] = []
+
+
+def before_settlement(step: UnitStep) -> UnitStep:
+    """Register ``step(tenant_id=, u0=, u1=, now=) -> UnitStats``, run in every unit before it is
+    settled, in its transaction and under its lock (the allocation of the day's measurements)."""
+    if step not in _steps_before:
+        _steps_before.append(step)
+    return step
 
 
 def lock_tenant(tenant_id) -> None:
@@ -91,6 +104,8 @@ def settle_unit(*, tenant_id, u0: dt.datetime, u1: dt.datetime, now: dt.datetime
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL work_mem = '64MB'")
         DirtyDay.objects.filter(tenant_id=tenant_id, day_start=u0).delete()
+        for step in _steps_before:
+            stats.add(step(tenant_id=tenant_id, u0=u0, u1=u1, now=now))
         versions_by_group = _load_versions(tenant_id, u0, u1)
         if versions_by_group:
             level_of = levels(versions_by_group)

@@ -1,0 +1,19 @@
+from django.apps import AppConfig
+
+
+class AllocationConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "allocation"
+
+    def ready(self):
+        from allocation.engine.unit import allocate_unit
+        from allocation.integrity import ALLOCATION_CHECKS
+        from allocation.services import measurement_rebook
+        from core.integrity import register_checks
+        from settlement.engine.units import before_settlement
+        from transactions.clarify import provide_rebook
+        from transactions.models import ClarificationSubject
+
+        before_settlement(allocate_unit)  # a unit allocates its day first, then settles it
+        register_checks(*ALLOCATION_CHECKS)
+        provide_rebook(ClarificationSubject.MEASUREMENT, measurement_rebook)

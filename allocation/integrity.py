@@ -1,0 +1,1 @@
+ALLOCATION_CHECKS = ()

@@ -1,0 +1,328 @@
+"""Reading measurements, scheme versions and what was allocated.
+
+Figures are summed in the database per resolution bucket (``core.db.bucket_sql``: quarter-hours,
+UTC hours or local days), so a month of a large site is a few thousand rows, not millions.
+"""
+
+import datetime as dt
+import uuid
+from collections import defaultdict
+
+from django.db import connection
+from django.db.models import Prefetch, Q
+
+from allocation.models import AllocationScheme, Measurement, SchemeConsumer, SchemeSource
+from balance_groups.models import BalanceGroup
+from balance_groups.selectors import group_get
+from core.db import bucket_sql, epoch_sql, in_list, in_params, sql_values
+from core.errors import NotFound
+from core.quarters import QUARTER_SECONDS, buckets, require_aligned, require_window, to_epoch
+from core.status import Status
+from settlement.selectors import stale_days
+
+FINAL, PROVISIONAL = Status.FINAL.value, Status.PROVISIONAL.value
+
+
+def measurement_list(*, tenant, group=None, start=None, end=None, quality=None, status=None):
+    """A tenant's measurements ordered by (quarter-hour, group code); filters as the API names them."""
+    rows = Measurement.objects.filter(tenant=tenant).select_related("group")
+    if group is not None:
+        rows = rows.filter(group=group if isinstance(group, BalanceGroup) else group_get(tenant=tenant, ref=group))
+    if start is not None:
+        rows = rows.filter(quarter_start__gte=require_aligned(start, "start"))
+    if end is not None:
+        rows = rows.filter(quarter_start__lt=require_aligned(end, "end"))
+    if quality is not None:
+        rows = rows.filter(quality=quality)
+    if status is not None:
+        rows = rows.filter(status=status)
+    return rows.order_by("quarter_start", "group__code")
+
+
+def _with_participants(versions):
+    return versions.select_related("surplus_to", "residual_from").prefetch_related(
+        Prefetch("sources", queryset=SchemeSource.objects.select_related("group").order_by("position")),
+        Prefetch("consumers", queryset=SchemeConsumer.objects.select_related("group").order_by("position")),
+    )
+
+
+def scheme_list(*, tenant):
+    """Every version of every scheme of the tenant, by code and start."""
+    return _with_participants(AllocationScheme.objects.filter(tenant=tenant)).order_by("code", "effective_from")
+
+
+def scheme_get(*, tenant, pk) -> AllocationScheme:
+    scheme = scheme_list(tenant=tenant).filter(pk=pk).first()
+    if scheme is None:
+        raise NotFound("Allocation scheme not found.")
+    return scheme
+
+
+def scheme_versions(*, scheme: AllocationScheme, start=None, end=None) -> list[AllocationScheme]:
+    """The versions of ``scheme``'s contract (its code), optionally those overlapping ``[start, end)``."""
+    versions = AllocationScheme.objects.filter(tenant_id=scheme.tenant_id, code=scheme.code)
+    if start is not None:
+        versions = versions.filter(effective_from__lt=end).filter(
+            Q(effective_until__isnull=True) | Q(effective_until__gt=start)
+        )
+    return list(_with_participants(versions).order_by("effective_from"))
+
+
+def scheme_in_force(*, group: BalanceGroup, at: dt.datetime) -> AllocationScheme | None:
+    """The scheme version a consumer or source takes part in at ``at``."""
+    versions = AllocationScheme.objects.filter(effective_from__lte=at).filter(
+        Q(effective_until__isnull=True) | Q(effective_until__gt=at)
+    )
+    return (
+        _with_participants(versions.filter(Q(consumers__group=group) | Q(sources__group=group)).distinct())
+        .order_by("effective_from")
+        .first()
+    )
+
+
+def _quarters_in_force(versions, start: dt.datetime, end: dt.datetime) -> list[tuple]:
+    """``(version, first epoch, end epoch)`` of each version clipped to the window."""
+    spans = []
+    for version in versions:
+        lo = max(start, version.effective_from)
+        hi = end if version.effective_until is None else min(end, version.effective_until)
+        if lo < hi:
+            spans.append((version, to_epoch(lo), to_epoch(hi)))
+    return spans
+
+
+def _run(sql: str, params: dict) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _allocated_quarters(spans) -> set[int]:
+    """Epochs at which every participant of the version in force has a measurement."""
+    allocated = set()
+    field = Measurement._meta.get_field("quarter_start")
+    for version, lo, hi in spans:
+        groups = [p.group_id for p in (*version.sources.all(), *version.consumers.all())]
+        epoch = epoch_sql("quarter_start")
+        rows = _run(
+            f"SELECT {epoch} FROM allocation_measurement WHERE group_id IN {in_list('g', len(groups))} "  # noqa: S608
+            "AND quarter_start >= %(lo)s AND quarter_start < %(hi)s GROUP BY quarter_start HAVING COUNT(*) = %(n)s",
+            {
+                **in_params("g", sql_values(Measurement._meta.get_field("group"), groups)),
+                "lo": sql_values(field, [_instant(lo)])[0],
+                "hi": sql_values(field, [_instant(hi)])[0],
+                "n": len(groups),
+            },
+        )
+        allocated.update(row[0] for row in rows)
+    return allocated
+
+
+def _instant(epoch: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC)
+
+
+def _window_params(start, end) -> dict:
+    field = Measurement._meta.get_field("quarter_start")
+    return {"lo": sql_values(field, [start])[0], "hi": sql_values(field, [end])[0]}
+
+
+def _measured(group_ids, start, end, resolution) -> dict:
+    """``{(bucket, group_id): (Wh, quarter-hours, provisional ones)}`` of the groups' measurements."""
+    bucket, _ = bucket_sql(epoch_sql("quarter_start"), resolution, start, end)
+    rows = _run(
+        f"SELECT {bucket}, group_id, SUM(energy_wh), COUNT(*), "  # noqa: S608
+        f"SUM(CASE WHEN status = 'final' THEN 0 ELSE 1 END) FROM allocation_measurement "
+        f"WHERE group_id IN {in_list('g', len(group_ids))} AND quarter_start >= %(lo)s AND quarter_start < %(hi)s "
+        f"GROUP BY {bucket}, group_id",
+        {**in_params("g", sql_values(Measurement._meta.get_field("group"), group_ids)), **_window_params(start, end)},
+    )
+    return {(b, _uuid(g)): (int(wh), count, int(provisional)) for b, g, wh, count, provisional in rows}
+
+
+def _flows(version_ids, start, end, resolution, *, destination=None) -> dict:
+    """``{(bucket, source_id, destination_id): (Wh, provisional lines)}`` of the versions' allocations."""
+    bucket, _ = bucket_sql(epoch_sql("k.quarter_start"), resolution, start, end)
+    params = {
+        **in_params("v", sql_values(AllocationScheme._meta.pk, version_ids)),
+        **_window_params(start, end),
+    }
+    where = ""
+    if destination is not None:
+        where = "AND k.destination_id = %(dst)s "
+        params["dst"] = sql_values(Measurement._meta.get_field("group"), [destination])[0]
+    rows = _run(
+        f"SELECT {bucket}, k.source_id, k.destination_id, SUM(l.energy_wh), "  # noqa: S608
+        "SUM(CASE WHEN l.is_final THEN 0 ELSE 1 END) FROM allocation_allocationbooking k "
+        "JOIN transactions_ledgerline l ON l.booking_id = k.booking_id "
+        f"WHERE k.scheme_id IN {in_list('v', len(version_ids))} AND k.quarter_start >= %(lo)s "
+        f"AND k.quarter_start < %(hi)s {where}GROUP BY {bucket}, k.source_id, k.destination_id",
+        params,
+    )
+    return {(b, _uuid(s), _uuid(d)): (int(wh), int(provisional)) for b, s, d, wh, provisional in rows}
+
+
+def _uuid(value) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _ordered_union(lists) -> list:
+    seen, ordered = set(), []
+    for items in lists:
+        for item in items:
+            if item not in seen:
+                seen.add(item)
+                ordered.append(item)
+    return ordered
+
+
+def _interval_index(start: dt.datetime, end: dt.datetime, resolution: str):
+    """The window's intervals, and a function from a SQL bucket number to an interval's position."""
+    intervals = list(buckets(start, end, resolution))
+    position = {to_epoch(lo): i for i, (lo, _) in enumerate(intervals)}
+    _, bucket_start = bucket_sql("0", resolution, start, end)
+    window = to_epoch(start)
+
+    def index_of(bucket: int) -> int:
+        return position[max(to_epoch(bucket_start(bucket)), window)]
+
+    return intervals, index_of
+
+
+def scheme_allocation(*, scheme: AllocationScheme, start, end, resolution: str = "15min") -> dict:
+    """What the scheme (every version of its code) allocated over ``[start, end)``, per bucket.
+
+    Per interval and source: generation, surplus and the part allocated to each consumer; per
+    consumer: consumption, the local part, the residual from the supplier, and what is unallocated
+    (consumption of quarter-hours that are gaps). ``gaps`` counts the quarter-hours in which a
+    participant's measurement is missing: they are not allocated, never taken as zero. An interval
+    is final when it has no gap, every measurement and allocation in it is final and it is up to date.
+    """
+    start, end = require_window(start, end)
+    stale = stale_days(tenant_id=scheme.tenant_id, start=start, end=end)  # read first: see group_balance
+    versions = scheme_versions(scheme=scheme, start=start, end=end)
+    intervals, index_of = _interval_index(start, end, resolution)
+    spans = _quarters_in_force(versions, start, end)
+    sources = _ordered_union([p.group for p in v.sources.all()] for v in versions)
+    consumers = _ordered_union([p.group for p in v.consumers.all()] for v in versions)
+    source_ids, consumer_ids = {g.pk for g in sources}, {g.pk for g in consumers}
+    count = len(intervals)
+    gaps, provisional = [0] * count, [0] * count
+    allocated = _allocated_quarters(spans) if spans else set()
+    for _, lo, hi in spans:
+        for epoch in range(lo, hi, QUARTER_SECONDS):
+            if epoch not in allocated:
+                gaps[_locate(intervals, epoch)] += 1
+    measured = _measured([g.pk for g in (*sources, *consumers)], start, end, resolution) if versions else {}
+    flows = _flows([v.pk for v in versions], start, end, resolution) if versions else {}
+
+    generation = defaultdict(int)
+    consumption = defaultdict(int)
+    for (bucket, group_id), (wh, _, open_) in measured.items():
+        i = index_of(bucket)
+        (generation if group_id in source_ids else consumption)[(i, group_id)] += wh
+        provisional[i] += open_
+    parts, surplus, local, residual = defaultdict(int), defaultdict(int), defaultdict(int), defaultdict(int)
+    for (bucket, source, destination), (wh, open_) in flows.items():
+        i = index_of(bucket)
+        provisional[i] += open_
+        if source in source_ids and destination in consumer_ids:
+            parts[(i, source, destination)] += wh
+            local[(i, destination)] += wh
+        elif source in source_ids:
+            surplus[(i, source)] += wh
+        else:
+            residual[(i, destination)] += wh
+
+    out = []
+    for i, (lo, hi) in enumerate(intervals):
+        stale_here = any(d0 < hi and lo < d1 for d0, d1 in stale)
+        source_rows = []
+        for group in sources:
+            given = [{"consumer": c.pk, "energy_wh": parts[(i, group.pk, c.pk)]} for c in consumers]
+            made, left = generation[(i, group.pk)], surplus[(i, group.pk)]
+            source_rows.append(
+                {
+                    "group": group.pk,
+                    "generation_wh": made,
+                    "surplus_wh": left,
+                    "unallocated_wh": made - left - sum(item["energy_wh"] for item in given),
+                    "allocated": given,
+                }
+            )
+        consumer_rows = []
+        for group in consumers:
+            used, own, bought = consumption[(i, group.pk)], local[(i, group.pk)], residual[(i, group.pk)]
+            consumer_rows.append(
+                {
+                    "group": group.pk,
+                    "consumption_wh": used,
+                    "local_wh": own,
+                    "residual_wh": bought,
+                    "unallocated_wh": used - own - bought,
+                }
+            )
+        final = not (gaps[i] or provisional[i] or stale_here)
+        out.append(
+            {
+                "start": lo,
+                "end": hi,
+                "status": FINAL if final else PROVISIONAL,
+                "gaps": gaps[i],
+                "sources": source_rows,
+                "consumers": consumer_rows,
+            }
+        )
+    return {
+        "scheme": scheme.pk,
+        "code": scheme.code,
+        "start": start,
+        "end": end,
+        "status": FINAL if all(item["status"] == FINAL for item in out) else PROVISIONAL,
+        "up_to_date": not stale,
+        "intervals": out,
+    }
+
+
+def _locate(intervals, epoch: int) -> int:
+    """Position of the interval holding ``epoch`` (intervals are consecutive and sorted)."""
+    lo, hi = 0, len(intervals) - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if to_epoch(intervals[mid][0]) <= epoch:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def consumer_allocation(*, group: BalanceGroup, start, end, resolution: str = "1d") -> dict | None:
+    """A consumer's consumption split into local energy and residual supply, per bucket; None when
+    the consumer takes part in no scheme in the window."""
+    start, end = require_window(start, end)
+    versions = list(
+        AllocationScheme.objects.filter(consumers__group=group, effective_from__lt=end)
+        .filter(Q(effective_until__isnull=True) | Q(effective_until__gt=start))
+        .prefetch_related("sources")
+        .distinct()
+    )
+    if not versions:
+        return None
+    stale = stale_days(tenant_id=group.tenant_id, start=start, end=end)
+    intervals, index_of = _interval_index(start, end, resolution)
+    source_ids = {p.group_id for v in versions for p in v.sources.all()}
+    rows = [{"start": lo, "end": hi, "consumption_wh": 0, "local_wh": 0, "residual_wh": 0} for lo, hi in intervals]
+    open_ = [0] * len(rows)
+    for (bucket, _), (wh, _, provisional) in _measured([group.pk], start, end, resolution).items():
+        rows[index_of(bucket)]["consumption_wh"] += wh
+        open_[index_of(bucket)] += provisional
+    for (bucket, source, _), (wh, provisional) in _flows(
+        [v.pk for v in versions], start, end, resolution, destination=group.pk
+    ).items():
+        rows[index_of(bucket)]["local_wh" if source in source_ids else "residual_wh"] += wh
+        open_[index_of(bucket)] += provisional
+    for row, provisional in zip(rows, open_, strict=True):
+        row["unallocated_wh"] = row["consumption_wh"] - row["local_wh"] - row["residual_wh"]
+        stale_here = any(d0 < row["end"] and row["start"] < d1 for d0, d1 in stale)
+        row["status"] = PROVISIONAL if provisional or row["unallocated_wh"] or stale_here else FINAL
+    return {"group": group.pk, "start": start, "end": end, "up_to_date": not stale, "intervals": rows}

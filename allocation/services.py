@@ -1,0 +1,227 @@
+"""Writes of the allocation app: scheme versions, and resolving a measurement's clarification case.
+
+Measurements themselves are written by ``allocation.measurements``; the allocation bookings by the
+engine, inside every settlement unit (``allocation.engine.unit``).
+"""
+
+import datetime as dt
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Max, Min, Q
+
+from allocation.measurements import measurements_ingest
+from allocation.models import AllocationMethod, AllocationScheme, Measurement, SchemeConsumer, SchemeSource
+from balance_groups.audit import actor_label, audit_record
+from balance_groups.models import AuditAction, BalanceGroup, GroupKind
+from core.db import advisory_xact_lock
+from core.errors import InvalidInput, MeasurementFinal, PeriodClosed
+from core.quarters import QUARTER, next_quarter_after, require_aligned
+from core.text import require_clean_text
+from settlement.dirty import mark_changed
+from transactions.models import ClarificationReason
+
+FULL_SHARE = 10000
+SCHEME_LOCK = 0x424B4D53  # "BKMS": scheme changes of one tenant, one at a time (overlap checks)
+PRICE_FIELDS = ("price_local_ct_per_kwh", "price_residual_ct_per_kwh", "base_fee_eur_per_month")
+
+
+def _text(value, field: str, limit: int) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput.for_field(field, f"{field} is required.")
+    value = value.strip()
+    if len(value) > limit:
+        raise InvalidInput.for_field(field, f"{field} has at most {limit} characters.")
+    return require_clean_text(value, field)
+
+
+def _same_tenant(tenant, group: BalanceGroup, field: str) -> None:
+    if group.tenant_id != tenant.pk:
+        raise InvalidInput.for_field(field, "Balance group not found.")
+
+
+def _validate_participants(tenant, sources, consumers, surplus_to, residual_from) -> None:
+    if not sources:
+        raise InvalidInput.for_field("sources", "At least one source is required.")
+    if not consumers:
+        raise InvalidInput.for_field("consumers", "At least one consumer is required.")
+    for group in sources:
+        _same_tenant(tenant, group, "sources")
+        if group.kind != GroupKind.SOURCE:
+            raise InvalidInput.for_field("sources", f"{group.code} is a {group.kind}; sources must be of kind source.")
+    if len({g.pk for g in sources}) != len(sources):
+        raise InvalidInput.for_field("sources", "A source is named twice.")
+    for group, share in consumers:
+        _same_tenant(tenant, group, "consumers")
+        if group.kind != GroupKind.CONSUMER:
+            raise InvalidInput.for_field(
+                "consumers", f"{group.code} is a {group.kind}; consumers must be of kind consumer."
+            )
+        if isinstance(share, bool) or not isinstance(share, int) or not 0 <= share <= FULL_SHARE:
+            raise InvalidInput.for_field("consumers", "Each share is a whole number of basis points from 0 to 10000.")
+    if len({g.pk for g, _ in consumers}) != len(consumers):
+        raise InvalidInput.for_field("consumers", "A consumer is named twice.")
+    if sum(share for _, share in consumers) != FULL_SHARE:
+        raise InvalidInput.for_field("consumers", "Shares must sum to 10000 basis points.")
+    participants = {g.pk for g in sources} | {g.pk for g, _ in consumers}
+    for field, group in (("surplus_to", surplus_to), ("residual_from", residual_from)):
+        if group is None:
+            raise InvalidInput.for_field(field, f"{field} is required.")
+        _same_tenant(tenant, group, field)
+        if group.pk in participants:
+            raise InvalidInput.for_field(
+                field, f"{group.code} takes part in the scheme; {field} must be another group."
+            )
+
+
+def _validate_prices(prices: dict) -> dict:
+    cleaned = {}
+    for field in PRICE_FIELDS:
+        value = prices.get(field)
+        if value is None:
+            cleaned[field] = None
+            continue
+        if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
+            raise InvalidInput.for_field(field, f"{field} must be a decimal of 0 or more.")
+        places = 2 if field == "base_fee_eur_per_month" else 4
+        if value != value.quantize(Decimal(1).scaleb(-places)) or value >= Decimal(10) ** 8:
+            raise InvalidInput.for_field(field, f"{field} has at most 8 digits before and {places} after the point.")
+        cleaned[field] = value
+    return cleaned
+
+
+def _overlapping_participation(tenant, code: str, group_ids: set, effective_from: dt.datetime, role) -> list[str]:
+    """Codes of groups that already take part (as ``role``) in another scheme at or after ``effective_from``."""
+    model = SchemeConsumer if role == "consumers" else SchemeSource
+    taken = (
+        model.objects.filter(scheme__tenant=tenant, group_id__in=group_ids)
+        .exclude(scheme__code=code)
+        .filter(Q(scheme__effective_until__isnull=True) | Q(scheme__effective_until__gt=effective_from))
+        .values_list("group__code", "scheme__code")
+    )
+    return sorted({f"{group} (in {scheme})" for group, scheme in taken})
+
+
+@transaction.atomic
+def scheme_change(
+    *,
+    tenant,
+    actor,
+    code: str,
+    name: str,
+    method: str,
+    sources: list[BalanceGroup],
+    consumers: list[tuple[BalanceGroup, int]],
+    surplus_to: BalanceGroup | None,
+    residual_from: BalanceGroup | None,
+    effective_from: dt.datetime | None = None,
+    prices: dict | None = None,
+    now: dt.datetime | None = None,
+) -> AllocationScheme:
+    """Add a version of the scheme ``code`` (its first version, or the next one).
+
+    A first version may start at the latest ``valid_from`` of its groups; a later one no earlier
+    than the next quarter-hour boundary after now, and after the version before it, which it ends.
+    A consumer or source may take part in one scheme at a time.
+    """
+    advisory_xact_lock(SCHEME_LOCK, tenant.pk)
+    code = _text(code, "code", 64)
+    name = _text(name, "name", 200)
+    if method not in AllocationMethod.values:
+        raise InvalidInput.for_field("method", f"method must be one of {', '.join(AllocationMethod.values)}.")
+    _validate_participants(tenant, sources, consumers, surplus_to, residual_from)
+    prices = _validate_prices(prices or {})
+    earliest_change = next_quarter_after(now)
+    effective_from = earliest_change if effective_from is None else require_aligned(effective_from, "effective_from")
+    latest = AllocationScheme.objects.filter(tenant=tenant, code=code).order_by("-effective_from").first()
+    groups = [*sources, *(g for g, _ in consumers), surplus_to, residual_from]
+    if latest is None:
+        first_valid = max(g.valid_from for g in groups)
+        if effective_from < first_valid:
+            raise InvalidInput.for_field(
+                "effective_from",
+                f"The first version may start when all its groups are valid ({first_valid.isoformat()}) "
+                "at the earliest.",
+            )
+    elif effective_from < earliest_change or effective_from <= latest.effective_from:
+        earliest = max(earliest_change, latest.effective_from + QUARTER)
+        raise InvalidInput.for_field(
+            "effective_from",
+            f"A new version takes effect at {earliest.isoformat()} at the earliest; "
+            "schemes never change retroactively.",
+        )
+    for role, ids in (("consumers", {g.pk for g, _ in consumers}), ("sources", {g.pk for g in sources})):
+        taken = _overlapping_participation(tenant, code, ids, effective_from, role)
+        if taken:
+            raise InvalidInput.for_field(role, f"Already in another scheme at that time: {', '.join(taken)}.")
+
+    if latest is not None:
+        latest.effective_until = effective_from
+        latest.save(update_fields=["effective_until"])
+    scheme = AllocationScheme.objects.create(
+        tenant=tenant,
+        code=code,
+        name=name,
+        method=method,
+        surplus_to=surplus_to,
+        residual_from=residual_from,
+        effective_from=effective_from,
+        created_by=actor_label(actor),
+        **prices,
+    )
+    SchemeSource.objects.bulk_create(
+        [SchemeSource(scheme=scheme, group=group, position=i) for i, group in enumerate(sources)]
+    )
+    SchemeConsumer.objects.bulk_create(
+        [
+            SchemeConsumer(scheme=scheme, group=group, share=share, position=i)
+            for i, (group, share) in enumerate(consumers)
+        ]
+    )
+    audit_record(
+        tenant=tenant,
+        actor=actor,
+        action=AuditAction.SCHEME_CHANGE,
+        obj=scheme,
+        data={
+            "code": code,
+            "method": method,
+            "effective_from": effective_from.isoformat(),
+            "sources": [g.code for g in sources],
+            "consumers": {g.code: share for g, share in consumers},
+        },
+    )
+    if latest is None:
+        _announce_measured_days(scheme, groups=[*sources, *(g for g, _ in consumers)])
+    return scheme
+
+
+def _announce_measured_days(scheme: AllocationScheme, *, groups) -> None:
+    """A first version starting in the past allocates the days that already hold its measurements."""
+    span = Measurement.objects.filter(group__in=groups, quarter_start__gte=scheme.effective_from).aggregate(
+        first=Min("quarter_start"), last=Max("quarter_start")
+    )
+    if span["first"] is not None:
+        mark_changed(tenant_id=scheme.tenant_id, start=span["first"], end=span["last"] + QUARTER)
+
+
+ERRORS_BY_CODE = {error.code: error for error in (InvalidInput, PeriodClosed, MeasurementFinal)}
+
+
+def measurement_rebook(*, case, actor) -> None:
+    """Store a clarification case's measurement now; a final value it contradicts is corrected.
+
+    The correction of a final value changes the measurement (audited with the value it had), and
+    the allocation of that quarter-hour is then reversed and booked anew (never edited).
+    """
+    result = measurements_ingest(
+        tenant=case.tenant,
+        actor=actor,
+        items=[case.payload],
+        channel=case.channel,
+        correct_final=case.reason == ClarificationReason.MEASUREMENT_FINAL,
+        keep_refused=False,
+    )
+    if result.rejected:
+        refusal = result.rejected[0]
+        raise ERRORS_BY_CODE.get(refusal["code"], InvalidInput)(refusal["detail"], errors=refusal.get("errors"))
