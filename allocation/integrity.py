@@ -1,1 +1,104 @@
-ALLOCATION_CHECKS = ()
+"""Allocation invariants for ``manage.py check_ledger`` (registered with ``core.integrity``).
+
+For every quarter-hour in which a scheme version has the measurement of every participant:
+Σ allocated + surplus = generation per source, Σ allocated + residual = consumption per consumer
+(the flows are the ledger lines of the current allocation bookings), and each flow is final exactly
+when every measurement of that quarter-hour is. Every allocation booking has one key that matches
+its one line. Days still waiting for recomputation are skipped, as in settlement's checks.
+"""
+
+from django.db.models import F, Q
+
+from allocation.models import AllocationBooking
+from core.integrity import MAX_REPORTED, Violation, stream, tenant_sql
+from settlement.integrity import DirtyDays
+from transactions.models import Booking, BookingKind
+
+PARTICIPANTS = """
+    SELECT scheme_id, group_id, 1 AS is_source FROM allocation_schemesource
+    UNION ALL SELECT scheme_id, group_id, 0 AS is_source FROM allocation_schemeconsumer
+"""
+
+# Quarter-hours a version allocates: every participant measured. all_final: every value final.
+COMPLETE = f"""
+    SELECT v.id AS scheme_id, v.tenant_id, m.quarter_start,
+           MIN(CASE WHEN m.status = 'final' THEN 1 ELSE 0 END) AS all_final
+    FROM allocation_allocationscheme v
+    JOIN ({PARTICIPANTS}) p ON p.scheme_id = v.id
+    JOIN allocation_measurement m ON m.group_id = p.group_id AND m.quarter_start >= v.effective_from
+         AND (v.effective_until IS NULL OR m.quarter_start < v.effective_until)
+    WHERE 1 = 1 {{tenants}}
+    GROUP BY v.id, v.tenant_id, m.quarter_start
+    HAVING COUNT(*) = (SELECT COUNT(*) FROM ({PARTICIPANTS}) q WHERE q.scheme_id = v.id)
+"""  # noqa: S608 - constant SQL pieces and placeholders only
+
+FLOWS = """
+    SELECT k.scheme_id, k.quarter_start, k.source_id, k.destination_id, l.energy_wh,
+           CASE WHEN l.is_final THEN 1 ELSE 0 END AS is_final
+    FROM allocation_allocationbooking k JOIN transactions_ledgerline l ON l.booking_id = k.booking_id
+"""
+
+# Per complete quarter and participant: its measurement against the sum of its flows (a source's
+# outgoing, a consumer's incoming), and how many of those flows disagree with the values' finality.
+IDENTITIES = f"""
+    SELECT c.tenant_id, c.scheme_id, c.quarter_start, p.group_id, p.is_source, m.energy_wh,
+           COALESCE(SUM(f.energy_wh), 0),
+           COALESCE(SUM(CASE WHEN f.is_final <> c.all_final THEN 1 ELSE 0 END), 0)
+    FROM ({COMPLETE}) c
+    JOIN ({PARTICIPANTS}) p ON p.scheme_id = c.scheme_id
+    JOIN allocation_measurement m ON m.group_id = p.group_id AND m.quarter_start = c.quarter_start
+    LEFT JOIN ({FLOWS}) f ON f.scheme_id = c.scheme_id AND f.quarter_start = c.quarter_start
+         AND ((p.is_source = 1 AND f.source_id = p.group_id) OR (p.is_source = 0 AND f.destination_id = p.group_id))
+    GROUP BY c.tenant_id, c.scheme_id, c.quarter_start, p.group_id, p.is_source, m.energy_wh
+    HAVING COALESCE(SUM(f.energy_wh), 0) <> m.energy_wh
+        OR COALESCE(SUM(CASE WHEN f.is_final <> c.all_final THEN 1 ELSE 0 END), 0) > 0
+"""  # noqa: S608 - constant SQL pieces only
+
+
+def check_allocation_identities(tenant_ids=None) -> list:
+    dirty = DirtyDays(tenant_ids)
+    tenants, params = tenant_sql("v", tenant_ids)
+    violations = []
+    for tenant_id, scheme_id, quarter, group_id, is_source, measured, flowed, wrong_status in stream(
+        IDENTITIES.format(tenants=tenants), params
+    ):
+        if dirty.covers(tenant_id, quarter):
+            continue
+        role = "generation" if is_source else "consumption"
+        if int(flowed) != int(measured):
+            detail = f"scheme {scheme_id} {quarter}: {role} of {group_id} is {measured} Wh, its allocation {flowed} Wh"
+        else:
+            detail = (
+                f"scheme {scheme_id} {quarter}: {wrong_status} flow(s) of {group_id} disagree with its values' status"
+            )
+        violations.append(Violation("allocation_identity", detail))
+        if len(violations) >= MAX_REPORTED:
+            break
+    return violations
+
+
+def check_allocation_keys(tenant_ids=None) -> list:
+    """One key per allocation booking, matching its one line: the quarter-hour and the pair."""
+    keys = AllocationBooking.objects.all()
+    bookings = Booking.objects.filter(kind=BookingKind.ALLOCATION)
+    if tenant_ids is not None:
+        keys = keys.filter(tenant_id__in=tenant_ids)
+        bookings = bookings.filter(tenant_id__in=tenant_ids)
+    unkeyed = bookings.filter(allocation_key__isnull=True, reversed_by__isnull=True)
+    violations = [
+        Violation("allocation_key", f"allocation booking {pk} has no key and is not reversed")
+        for pk in unkeyed.values_list("pk", flat=True)[:MAX_REPORTED]
+    ]
+    mismatched = keys.exclude(
+        Q(booking__kind=BookingKind.ALLOCATION)
+        & Q(booking__tenant_id=F("tenant_id"))
+        & Q(booking__start=F("quarter_start"))
+        & Q(booking__source_id=F("source_id"))
+        & Q(booking__destination_id=F("destination_id"))
+        & Q(booking__reversed_by__isnull=True)
+    ).values_list("booking_id", flat=True)[:MAX_REPORTED]
+    violations += [Violation("allocation_key", f"allocation booking {pk} does not match its key") for pk in mismatched]
+    return violations
+
+
+ALLOCATION_CHECKS = [check_allocation_keys, check_allocation_identities]

@@ -22,7 +22,9 @@ def _instant(value) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-class _DirtyDays:
+class DirtyDays:
+    """The days waiting for recomputation, whose computed figures may legitimately lag."""
+
     def __init__(self, tenant_ids):
         rows = DirtyDay.objects.all()
         if tenant_ids is not None:
@@ -40,7 +42,7 @@ class _DirtyDays:
 def check_imbalances(tenant_ids=None) -> list:
     """The materialised imbalances equal one aggregate over the lines (values and status): no row
     missing, none wrong, none without lines. One full outer join, so the lines are read once."""
-    dirty = _DirtyDays(tenant_ids)
+    dirty = DirtyDays(tenant_ids)
     lines, params = tenant_sql("l", tenant_ids)
     imbalances, imbalance_params = tenant_sql("i", tenant_ids)
     aggregate = group_quarter_flows_sql("1 = 1" + lines)
@@ -111,7 +113,7 @@ def check_settlement_keys(tenant_ids=None) -> list:
 
 def check_settled_windows(tenant_ids=None) -> list:
     """After settlement a child's net over each settled window is zero."""
-    dirty = _DirtyDays(tenant_ids)
+    dirty = DirtyDays(tenant_ids)
     links, params = tenant_sql("s", tenant_ids)
     sql = f"""
         SELECT w.tenant_id, w.child_id, w.window_start, w.window_end, SUM(i.net_wh)

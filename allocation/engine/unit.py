@@ -87,10 +87,10 @@ def wanted_flows(version: AllocationScheme, quarters: range, values: dict, wante
                 wanted[(scheme_id, epoch, residual_from, consumer)] = (residual, final)
 
 
-def stored_flows(tenant_id, u0: dt.datetime, u1: dt.datetime) -> dict:
-    """``{key: (booking_id, Wh, final)}`` of the current allocation bookings of the day."""
+def stored_flows(version_ids, u0: dt.datetime, u1: dt.datetime) -> dict:
+    """``{key: (booking_id, Wh, final)}`` of the current allocation bookings of the versions' day."""
     rows = (
-        AllocationBooking.objects.filter(tenant_id=tenant_id, quarter_start__gte=u0, quarter_start__lt=u1)
+        AllocationBooking.objects.filter(scheme_id__in=version_ids, quarter_start__gte=u0, quarter_start__lt=u1)
         .annotate(epoch=EpochSeconds("quarter_start"))
         .values_list(
             "scheme_id", "epoch", "source_id", "destination_id", "booking_id", "booking__energy_wh", "booking__status"
@@ -114,7 +114,7 @@ def allocate_unit(*, tenant_id, u0: dt.datetime, u1: dt.datetime, now: dt.dateti
     gaps: set = set()
     for version in versions:
         wanted_flows(version, version_quarters(version, u0, u1), values, wanted, gaps)
-    changes = diff(wanted, stored_flows(tenant_id, u0, u1), gaps)
+    changes = diff(wanted, stored_flows([v.pk for v in versions], u0, u1), gaps)
     writers.apply(tenant_id=tenant_id, changes=changes, names={v.pk: f"Allocation {v.code}" for v in versions}, now=now)
     stats.created, stats.updated = changes.created, changes.replaced
     stats.finalized, stats.deleted = len(changes.finalize), changes.deleted

@@ -1,10 +1,13 @@
-"""A small site with a three-level settlement hierarchy, deterministic booking batches, and a
-tenant-independent snapshot of the ledger (to compare a faulty or concurrent run with a clean one)."""
+"""A small site with a three-level settlement hierarchy and an allocation scheme, deterministic
+booking and measurement batches, and a tenant-independent snapshot of the ledger (to compare a
+faulty or concurrent run with a clean one)."""
 
 import datetime as dt
 import random
 from collections import defaultdict
 
+from allocation.models import AllocationBooking
+from allocation.services import scheme_change
 from balance_groups.services import group_create
 from core.testing import iso
 from settlement.models import Imbalance, SettlementBooking
@@ -59,6 +62,41 @@ def build_site(tenant, actor) -> dict:
     return groups
 
 
+METERED = ["PV", "BAT", "APT-1", "APT-2", "HP"]  # the participants of the site's allocation scheme
+
+
+def add_scheme(tenant, groups, actor):
+    """PV first, then the battery, shared dynamically among the apartments and the heat pump."""
+    return scheme_change(
+        tenant=tenant,
+        actor=actor,
+        code="HOUSE-SHARE",
+        name="Mieterstrom",
+        method="dynamic",
+        sources=[groups["PV"], groups["BAT"]],
+        consumers=[(groups["APT-1"], 4000), (groups["APT-2"], 4000), (groups["HP"], 2000)],
+        surplus_to=groups["GRID"],
+        residual_from=groups["GRID"],
+        effective_from=T0,
+    )
+
+
+def measurement_universe(days: int, seed: int = 11, skip_every: int = 0, final_every: int = 0) -> list[dict]:
+    """A value per metered group and quarter-hour (one of every ``skip_every`` left out: a gap)."""
+    rng = random.Random(seed)
+    items = []
+    for q in range(days * 96):
+        for m, code in enumerate(METERED):
+            n = q * len(METERED) + m
+            if skip_every and n % skip_every == skip_every - 1:
+                continue
+            item = {"group": code, "start": iso(T0 + q * QUARTER), "energy_wh": rng.choice([0, rng.randint(1, 3000)])}
+            if final_every and n % final_every == 0:
+                item["status"] = "final"
+            items.append(item)
+    return items
+
+
 def universe(count: int, days: int, seed: int = 7, final_every: int = 0) -> list[dict]:
     """``count`` API-shaped items with external ids ``e-0``..; the same seed gives the same items."""
     rng = random.Random(seed)
@@ -86,10 +124,19 @@ def snapshot(tenant) -> dict:
     """The ledger of a tenant in terms that do not depend on ids or on the order of writes."""
     manual = sorted(
         (b.external_id, b.source.code, b.destination.code, b.start, b.end, b.energy_wh, b.status, b.kind)
-        for b in Booking.objects.filter(tenant=tenant)
-        .exclude(kind=BookingKind.SETTLEMENT)
-        .select_related("source", "destination")
+        for b in Booking.objects.filter(
+            tenant=tenant, kind__in=[BookingKind.MANUAL, BookingKind.REVERSAL]
+        ).select_related("source", "destination")
     )
+    allocated = {
+        (key.booking.source.code, key.booking.destination.code, key.quarter_start): (
+            key.booking.energy_wh,
+            key.booking.status,
+        )
+        for key in AllocationBooking.objects.filter(tenant=tenant).select_related(
+            "booking__source", "booking__destination"
+        )
+    }
     settled = defaultdict(lambda: [0, True])
     for link in SettlementBooking.objects.filter(tenant=tenant).select_related("booking", "child", "parent"):
         key = (link.child.code, link.parent.code, link.window_start)
@@ -104,6 +151,7 @@ def snapshot(tenant) -> dict:
     }
     return {
         "manual": manual,
+        "allocated": allocated,
         "settled": {key: tuple(value) for key, value in settled.items() if value[0]},
         "imbalances": imbalances,
     }

@@ -16,9 +16,10 @@ import traceback
 import pytest
 from django.db import connections
 
+from allocation.measurements import measurements_ingest
 from balance_groups.factories import TenantFactory
 from bkm.tests.reliability import figures
-from bkm.tests.reliability.site import T0, build_site, iso, snapshot, universe
+from bkm.tests.reliability.site import T0, add_scheme, build_site, iso, measurement_universe, snapshot, universe
 from core.integrity import ledger_violations
 from settlement.services import settlement_dirty_process, settlement_run
 from transactions.bulk import bookings_bulk_ingest
@@ -277,3 +278,62 @@ def test_a_booking_racing_the_close_of_its_period_is_refused_or_lands_before_it(
         booking = Booking.objects.get(tenant=tenant, destination=flat)
         assert booking.created_at < close_entry, "an entry was accepted for a period closed before it"
     assert ledger_violations([tenant.pk]) == []
+
+
+def _ingest_measurements(tenant_id: int, worker: int, items: list[dict], start, results) -> None:
+    from allocation.measurements import measurements_ingest
+    from balance_groups.models import Tenant
+
+    try:
+        tenant = Tenant.objects.get(pk=tenant_id)
+        start.wait()
+        rng = random.Random(worker)
+        batches = [items[i : i + 120] for i in range(0, len(items), 120)]
+        rng.shuffle(batches)  # every process sends every value, in another order
+        created = 0
+        for batch in batches:
+            result = measurements_ingest(tenant=tenant, actor=f"system:meter-{worker}", items=batch)
+            assert result.rejected == [], result.rejected
+            created += result.created
+        results.put(("measure", worker, created))
+    except BaseException:
+        results.put(("error", worker, traceback.format_exc()))
+    finally:
+        connections.close_all()
+
+
+def test_four_meter_feeds_and_two_settlement_runs_allocate_as_one_clean_run(broker_mode):
+    items = measurement_universe(DAYS, skip_every=29, final_every=4)
+    concurrent = TenantFactory(code="alloc-concurrent")
+    sequential = TenantFactory(code="alloc-sequential")
+    for tenant in (concurrent, sequential):
+        add_scheme(tenant, build_site(tenant, "system:test"), "system:test")
+
+    connections.close_all()
+    context = multiprocessing.get_context("fork")
+    feeds = 4
+    start = context.Barrier(feeds + SETTLERS)
+    results = context.Queue()
+    processes = [
+        context.Process(target=_ingest_measurements, args=(concurrent.pk, worker, items, start, results))
+        for worker in range(feeds)
+    ] + [context.Process(target=_settle, args=(concurrent.pk, worker, start, results)) for worker in range(SETTLERS)]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=300) for _ in processes]
+    for process in processes:
+        process.join(timeout=60)
+        assert process.exitcode == 0
+    errors = [outcome for outcome in outcomes if outcome[0] == "error"]
+    assert errors == [], "\n".join(text for _, _, text in errors)
+    assert sum(created for kind, _, created in outcomes if kind == "measure") == len(items)  # each value stored once
+
+    settlement_dirty_process(tenant_id=concurrent.pk)
+    measurements_ingest(tenant=sequential, actor="system:test", items=items)
+    settlement_run(tenant=sequential, start=T0, end=T0 + dt.timedelta(days=DAYS))
+
+    clean = snapshot(sequential)
+    assert clean["allocated"] and clean["settled"]
+    assert snapshot(concurrent) == clean
+    assert ledger_violations() == []
+    figures.put("concurrent_meter_feeds", feeds)

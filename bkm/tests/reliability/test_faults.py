@@ -17,11 +17,12 @@ from django.conf import settings
 from django.db import DatabaseError, connection, connections, transaction
 from rest_framework.test import APIClient
 
+from allocation.measurements import measurements_ingest
 from balance_groups.factories import TenantFactory
 from balance_groups.models import AuditEntry
 from balance_groups.services import api_client_create, group_close
 from bkm.tests.reliability import figures
-from bkm.tests.reliability.site import T0, build_site, snapshot, universe
+from bkm.tests.reliability.site import T0, add_scheme, build_site, measurement_universe, snapshot, universe
 from core.integrity import ledger_violations
 from settlement.engine.units import SETTLEMENT_LOCK as LOCK_NAMESPACE
 from settlement.models import DirtyDay, Imbalance, RunStatus, SettlementBooking, SettlementRun
@@ -274,11 +275,14 @@ def test_worker_killed_mid_settlement_then_redelivered_gives_the_clean_ledger(tm
     items = universe(600, days=days)
     clean_tenant = _tenant_with_site("clean")
     killed_tenant = _tenant_with_site("killed")
+    measurements = measurement_universe(days, skip_every=41, final_every=3)
     for tenant in (clean_tenant, killed_tenant):
         bookings_bulk_ingest(tenant=tenant, actor="system:test", items=items)
+        add_scheme(tenant, {group.code: group for group in tenant.groups.all()}, "system:test")
+        measurements_ingest(tenant=tenant, actor="system:test", items=measurements)
     settlement_run(tenant=clean_tenant, start=T0, end=T0 + dt.timedelta(days=days))
     clean = snapshot(clean_tenant)
-    assert clean["settled"]
+    assert clean["settled"] and clean["allocated"]
 
     broker = redis.Redis.from_url(settings.REDIS_URL)
     app.control.purge()
