@@ -8,8 +8,10 @@ class AllocationConfig(AppConfig):
     def ready(self):
         from allocation.engine.unit import allocate_unit
         from allocation.integrity import ALLOCATION_CHECKS
+        from allocation.selectors import group_has_measurements_outside
         from allocation.services import measurement_rebook
         from core.integrity import register_checks
+        from core.ledger import provide_entries_outside
         from settlement.engine.units import before_settlement
         from transactions.clarify import provide_rebook
         from transactions.models import ClarificationSubject
@@ -17,3 +19,4 @@ class AllocationConfig(AppConfig):
         before_settlement(allocate_unit)  # a unit allocates its day first, then settles it
         register_checks(*ALLOCATION_CHECKS)
         provide_rebook(ClarificationSubject.MEASUREMENT, measurement_rebook)
+        provide_entries_outside(group_has_measurements_outside)  # group validity may not cut off values

@@ -39,6 +39,13 @@ def measurement_list(*, tenant, group=None, start=None, end=None, quality=None, 
     return rows.order_by("quarter_start", "group__code")
 
 
+def group_has_measurements_outside(*, group, valid_from: dt.datetime, valid_until: dt.datetime | None) -> bool:
+    outside = Q(quarter_start__lt=valid_from)
+    if valid_until is not None:
+        outside |= Q(quarter_start__gte=valid_until)
+    return Measurement.objects.filter(group=group).filter(outside).exists()
+
+
 def _with_participants(versions):
     return versions.select_related("surplus_to", "residual_from").prefetch_related(
         Prefetch("sources", queryset=SchemeSource.objects.select_related("group").order_by("position")),
@@ -105,7 +112,7 @@ def _allocated_quarters(spans) -> set[int]:
         groups = [p.group_id for p in (*version.sources.all(), *version.consumers.all())]
         epoch = epoch_sql("quarter_start")
         rows = _run(
-            f"SELECT {epoch} FROM allocation_measurement WHERE group_id IN {in_list('g', len(groups))} "  # noqa: S608
+            f"SELECT {epoch} FROM allocation_measurement WHERE group_id IN ({in_list('g', len(groups))}) "  # noqa: S608
             "AND quarter_start >= %(lo)s AND quarter_start < %(hi)s GROUP BY quarter_start HAVING COUNT(*) = %(n)s",
             {
                 **in_params("g", sql_values(Measurement._meta.get_field("group"), groups)),
@@ -133,7 +140,7 @@ def _measured(group_ids, start, end, resolution) -> dict:
     rows = _run(
         f"SELECT {bucket}, group_id, SUM(energy_wh), COUNT(*), "  # noqa: S608
         f"SUM(CASE WHEN status = 'final' THEN 0 ELSE 1 END) FROM allocation_measurement "
-        f"WHERE group_id IN {in_list('g', len(group_ids))} AND quarter_start >= %(lo)s AND quarter_start < %(hi)s "
+        f"WHERE group_id IN ({in_list('g', len(group_ids))}) AND quarter_start >= %(lo)s AND quarter_start < %(hi)s "
         f"GROUP BY {bucket}, group_id",
         {**in_params("g", sql_values(Measurement._meta.get_field("group"), group_ids)), **_window_params(start, end)},
     )
@@ -155,7 +162,7 @@ def _flows(version_ids, start, end, resolution, *, destination=None) -> dict:
         f"SELECT {bucket}, k.source_id, k.destination_id, SUM(l.energy_wh), "  # noqa: S608
         "SUM(CASE WHEN l.is_final THEN 0 ELSE 1 END) FROM allocation_allocationbooking k "
         "JOIN transactions_ledgerline l ON l.booking_id = k.booking_id "
-        f"WHERE k.scheme_id IN {in_list('v', len(version_ids))} AND k.quarter_start >= %(lo)s "
+        f"WHERE k.scheme_id IN ({in_list('v', len(version_ids))}) AND k.quarter_start >= %(lo)s "
         f"AND k.quarter_start < %(hi)s {where}GROUP BY {bucket}, k.source_id, k.destination_id",
         params,
     )
@@ -206,13 +213,7 @@ def scheme_allocation(*, scheme: AllocationScheme, start, end, resolution: str =
     sources = _ordered_union([p.group for p in v.sources.all()] for v in versions)
     consumers = _ordered_union([p.group for p in v.consumers.all()] for v in versions)
     source_ids, consumer_ids = {g.pk for g in sources}, {g.pk for g in consumers}
-    count = len(intervals)
-    gaps, provisional = [0] * count, [0] * count
-    allocated = _allocated_quarters(spans) if spans else set()
-    for _, lo, hi in spans:
-        for epoch in range(lo, hi, QUARTER_SECONDS):
-            if epoch not in allocated:
-                gaps[_locate(intervals, epoch)] += 1
+    gaps, provisional = _gap_counts(spans, intervals), [0] * len(intervals)
     measured = _measured([g.pk for g in (*sources, *consumers)], start, end, resolution) if versions else {}
     flows = _flows([v.pk for v in versions], start, end, resolution) if versions else {}
 
@@ -284,6 +285,17 @@ def scheme_allocation(*, scheme: AllocationScheme, start, end, resolution: str =
     }
 
 
+def _gap_counts(spans, intervals) -> list[int]:
+    """Per interval, the quarter-hours of the versions in force in which a participant's measurement is missing."""
+    gaps = [0] * len(intervals)
+    allocated = _allocated_quarters(spans) if spans else set()
+    for _, lo, hi in spans:
+        for epoch in range(lo, hi, QUARTER_SECONDS):
+            if epoch not in allocated:
+                gaps[_locate(intervals, epoch)] += 1
+    return gaps
+
+
 def _locate(intervals, epoch: int) -> int:
     """Position of the interval holding ``epoch`` (intervals are consecutive and sorted)."""
     lo, hi = 0, len(intervals) - 1
@@ -298,13 +310,15 @@ def _locate(intervals, epoch: int) -> int:
 
 def consumer_allocation(*, group: BalanceGroup, start, end, resolution: str = "1d") -> dict | None:
     """A consumer's consumption split into local energy and residual supply, per bucket; None when
-    the consumer takes part in no scheme in the window."""
+    the consumer takes part in no scheme in the window. ``gaps`` counts the quarter-hours its scheme
+    left unallocated (a participant's measurement missing, the consumer's own included)."""
     start, end = require_window(start, end)
     versions = list(
-        AllocationScheme.objects.filter(consumers__group=group, effective_from__lt=end)
-        .filter(Q(effective_until__isnull=True) | Q(effective_until__gt=start))
-        .prefetch_related("sources")
-        .distinct()
+        _with_participants(
+            AllocationScheme.objects.filter(consumers__group=group, effective_from__lt=end)
+            .filter(Q(effective_until__isnull=True) | Q(effective_until__gt=start))
+            .distinct()
+        )
     )
     if not versions:
         return None
@@ -313,6 +327,7 @@ def consumer_allocation(*, group: BalanceGroup, start, end, resolution: str = "1
     source_ids = {p.group_id for v in versions for p in v.sources.all()}
     rows = [{"start": lo, "end": hi, "consumption_wh": 0, "local_wh": 0, "residual_wh": 0} for lo, hi in intervals]
     open_ = [0] * len(rows)
+    gaps = _gap_counts(_quarters_in_force(versions, start, end), intervals)
     for (bucket, _), (wh, _, provisional) in _measured([group.pk], start, end, resolution).items():
         rows[index_of(bucket)]["consumption_wh"] += wh
         open_[index_of(bucket)] += provisional
@@ -321,8 +336,9 @@ def consumer_allocation(*, group: BalanceGroup, start, end, resolution: str = "1
     ).items():
         rows[index_of(bucket)]["local_wh" if source in source_ids else "residual_wh"] += wh
         open_[index_of(bucket)] += provisional
-    for row, provisional in zip(rows, open_, strict=True):
+    for row, provisional, missing in zip(rows, open_, gaps, strict=True):
         row["unallocated_wh"] = row["consumption_wh"] - row["local_wh"] - row["residual_wh"]
+        row["gaps"] = missing
         stale_here = any(d0 < row["end"] and row["start"] < d1 for d0, d1 in stale)
-        row["status"] = PROVISIONAL if provisional or row["unallocated_wh"] or stale_here else FINAL
+        row["status"] = PROVISIONAL if provisional or missing or row["unallocated_wh"] or stale_here else FINAL
     return {"group": group.pk, "start": start, "end": end, "up_to_date": not stale, "intervals": rows}

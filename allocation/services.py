@@ -84,7 +84,8 @@ def _validate_prices(prices: dict) -> dict:
         if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
             raise InvalidInput.for_field(field, f"{field} must be a decimal of 0 or more.")
         places = 2 if field == "base_fee_eur_per_month" else 4
-        if value != value.quantize(Decimal(1).scaleb(-places)) or value >= Decimal(10) ** 8:
+        # The range first: quantizing a value of more digits than the context holds raises.
+        if value >= Decimal(10) ** 8 or value != value.quantize(Decimal(1).scaleb(-places)):
             raise InvalidInput.for_field(field, f"{field} has at most 8 digits before and {places} after the point.")
         cleaned[field] = value
     return cleaned

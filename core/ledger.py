@@ -5,9 +5,9 @@
   settles); the settlement app registers the listener that marks the touched days for
   recomputation (``SettlementConfig.ready``). A write with no listener is a wiring error and fails
   loudly, so no change goes unseen.
-- ``group_has_entries_outside``: whether a group has lines outside a validity, so that group
-  services can refuse a validity that would cut entries off; the ledger app answers it
-  (``TransactionsConfig.ready``).
+- ``group_has_entries_outside``: whether a group has entries (ledger lines, measurements) outside
+  a validity, so that group services can refuse a validity that would cut entries off; the apps
+  that hold entries answer it (``TransactionsConfig.ready``, ``AllocationConfig.ready``).
 """
 
 import datetime as dt
@@ -39,12 +39,14 @@ _outside_checks: list[OutsideCheck] = []
 
 
 def provide_entries_outside(check: OutsideCheck) -> OutsideCheck:
-    _outside_checks[:] = [check]
+    """Register ``check(group=, valid_from=, valid_until=) -> bool``; registering twice has no effect."""
+    if check not in _outside_checks:
+        _outside_checks.append(check)
     return check
 
 
 def group_has_entries_outside(*, group, valid_from: dt.datetime, valid_until: dt.datetime | None) -> bool:
-    """Whether the group has ledger lines before ``valid_from`` or at/after ``valid_until``."""
+    """Whether the group has entries before ``valid_from`` or at/after ``valid_until``."""
     if not _outside_checks:
         raise RuntimeError("No ledger answers for group entries; is the transactions app installed?")
-    return _outside_checks[0](group=group, valid_from=valid_from, valid_until=valid_until)
+    return any(check(group=group, valid_from=valid_from, valid_until=valid_until) for check in _outside_checks)

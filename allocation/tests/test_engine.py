@@ -2,8 +2,12 @@
 
 import datetime as dt
 
+import pytest
+
 from allocation.models import AllocationBooking
+from allocation.selectors import consumer_allocation
 from core.integrity import ledger_violations
+from core.quarters import local_day_bounds
 from core.testing import T0
 from transactions.models import Booking, BookingKind, LedgerLine
 
@@ -78,3 +82,40 @@ def test_a_final_quarter_hour_is_corrected_by_reversal(site, make_scheme, measur
     reversal = Booking.objects.get(reverses=original)
     assert (reversal.source_id, reversal.destination_id, reversal.energy_wh) == (site.apt1.pk, site.pv.pk, 50)
     assert not list(ledger_violations())
+
+
+def test_check_ledger_catches_a_broken_identity_and_a_lost_key(site, make_scheme, measure):
+    make_scheme("dynamic", sources=[site.pv])
+    measure({site.pv: [100], site.apt1: [60], site.apt2: [40]})
+    assert not list(ledger_violations())
+    line = LedgerLine.objects.get(source=site.pv, destination=site.apt1)
+    LedgerLine.objects.filter(pk=line.pk).update(energy_wh=59)
+    assert {v.check for v in ledger_violations()} >= {"allocation_identity"}
+    LedgerLine.objects.filter(pk=line.pk).update(energy_wh=60)
+    AllocationBooking.objects.filter(booking_id=line.booking_id).delete()
+    checks = {v.check for v in ledger_violations()}
+    assert "allocation_key" in checks and "allocation_identity" in checks
+
+
+@pytest.mark.parametrize(("day", "quarters"), [(dt.date(2026, 3, 29), 92), (dt.date(2026, 10, 25), 100)])
+def test_a_dst_day_is_allocated_in_each_of_its_quarter_hours(site, make_scheme, measure, day, quarters):
+    start, end = local_day_bounds(day)
+    make_scheme("dynamic", sources=[site.pv])
+    # 100 Wh of PV for 60 + 60 Wh: 50 each from PV, 10 each from the grid, every quarter-hour of the day.
+    measure({site.pv: [100] * quarters, site.apt1: [60] * quarters, site.apt2: [60] * quarters}, start=start)
+    day_flows = {key: value for key, value in flows().items() if start <= key[2] < end}
+    assert len(day_flows) == 4 * quarters
+    split = consumer_allocation(group=site.apt1, start=start, end=end, resolution="1d")
+    assert [(i["consumption_wh"], i["local_wh"], i["residual_wh"]) for i in split["intervals"]] == [
+        (60 * quarters, 50 * quarters, 10 * quarters)
+    ]
+    assert not list(ledger_violations())
+
+
+def test_a_validity_that_would_cut_off_measurements_is_refused(site, measure, operator):
+    from balance_groups.services import group_update
+    from core.errors import Conflict
+
+    measure({site.apt1: [10]}, start=T0 + dt.timedelta(days=3))
+    with pytest.raises(Conflict, match="measurements outside"):
+        group_update(group=site.apt1, actor=operator, valid_until=T0 + dt.timedelta(days=1))

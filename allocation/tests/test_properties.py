@@ -14,7 +14,6 @@ from allocation.measurements import measurements_ingest
 from allocation.models import AllocationBooking, Measurement
 from allocation.services import scheme_change
 from balance_groups.factories import GroupFactory, TenantFactory
-from bkm.tests.reliability import figures
 from core.errors import InvalidInput
 from core.integrity import ledger_violations
 from core.testing import T0, iso
@@ -133,7 +132,4 @@ def test_allocation_identities_hold_after_every_write(site):
                 continue
             clarification_resolve(case=case, actor="system:test", action="rebook", note="corrected")  # reversals
             _check(tenant, codes, n_sources)
-            figures.add("allocation_property_corrections")
-        figures.add("allocation_property_gaps", sum(entry is None for series in first for entry in series))
-        figures.add("allocation_property_examples")
         transaction.set_rollback(True)

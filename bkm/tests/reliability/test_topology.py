@@ -3,12 +3,10 @@ beat against Redis and PostgreSQL. A client reads through ``up_to_date``; a run 
 is found by the beat's reaper and retried."""
 
 import datetime as dt
-import json
 import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,6 +16,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from balance_groups.factories import TenantFactory
 from balance_groups.services import api_client_create
+from bkm.tests.http import ALLOCATION_HOUR, ALLOCATION_VALUES, allocation_site, assert_allocated_hour, call
 from settlement.models import RunStatus, RunTrigger, SettlementRun
 from settlement.tests.test_worker import _database_url
 
@@ -89,26 +88,15 @@ def _wait_for(condition, tmp_path, what: str):
     pytest.fail(f"waited {WAIT_SECONDS}s for {what}:\n{logs}")
 
 
-def _http(base: str, key: str, method: str, path: str, body=None) -> dict:
-    request = urllib.request.Request(  # noqa: S310 - the live test server, http only
-        base + path,
-        data=None if body is None else json.dumps(body).encode(),
-        method=method,
-        headers={"Authorization": f"Token {key}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - the live test server
-        return json.loads(response.read())
-
-
 def test_a_client_reads_through_up_to_date_and_a_dead_run_is_retried(live_server, services):
     tenant = TenantFactory(code="topology")
     _, key = api_client_create(tenant=tenant, name="gateway")
     base = live_server.url + "/api/v1/"
     valid = "2026-03-01T23:00:00Z"
     for code, kind in (("HOUSE", "balance"), ("PV", "source"), ("APT", "consumer")):
-        _http(base, key, "POST", "balance-groups/", {"code": code, "name": code, "kind": kind, "valid_from": valid})
+        call(base, key, "POST", "balance-groups/", {"code": code, "name": code, "kind": kind, "valid_from": valid})
     rule = {"group": "PV", "targets": [{"parent": "HOUSE", "share": 10000}], "interval": "1h", "effective_from": valid}
-    _http(base, key, "POST", "settlement-rules/", rule)
+    call(base, key, "POST", "settlement-rules/", rule)
     booking = {
         "source": "PV",
         "destination": "APT",
@@ -117,18 +105,18 @@ def test_a_client_reads_through_up_to_date_and_a_dead_run_is_retried(live_server
         "energy_wh": 1001,
         "status": "final",
     }
-    _http(base, key, "POST", "bookings/", booking)
+    call(base, key, "POST", "bookings/", booking)
     window = "start=2026-03-02T10:00:00Z&end=2026-03-02T11:00:00Z"
 
-    first = _http(base, key, "GET", f"balance-groups/PV/balance?{window}")
+    first = call(base, key, "GET", f"balance-groups/PV/balance?{window}")
     assert first["up_to_date"] or first["status"] == "provisional"  # never a stale figure called final
     fresh = _wait_for(
-        lambda: (answer := _http(base, key, "GET", f"balance-groups/PV/balance?{window}"))["up_to_date"] and answer,
+        lambda: (answer := call(base, key, "GET", f"balance-groups/PV/balance?{window}"))["up_to_date"] and answer,
         services,
         "the worker to recompute the written day",
     )
     assert (fresh["status"], fresh["outflow_wh"], fresh["inflow_wh"]) == ("final", 1001, 1001)  # settled onto HOUSE
-    assert _http(base, key, "GET", f"imbalances/?{window}&group=HOUSE")["up_to_date"] is True
+    assert call(base, key, "GET", f"imbalances/?{window}&group=HOUSE")["up_to_date"] is True
 
     # A run whose worker was killed: the beat's reaper (every minute) abandons and retries it.
     now = timezone.now()
@@ -150,3 +138,19 @@ def test_a_client_reads_through_up_to_date_and_a_dead_run_is_retried(live_server
     dead.refresh_from_db()
     assert dead.status == RunStatus.ABANDONED
     assert (retry.start, retry.end) == (dead.start, dead.end)
+
+
+def test_measurements_sent_over_http_are_allocated_by_the_worker(live_server, services):
+    tenant = TenantFactory(code="topology-allocation")
+    _, key = api_client_create(tenant=tenant, name="gateway")
+    base = live_server.url + "/api/v1/"
+    scheme = allocation_site(base, key)
+    assert call(base, key, "POST", "measurements/bulk", {"measurements": ALLOCATION_VALUES})["created"] == 12
+
+    path = f"allocation-schemes/{scheme['id']}/allocation?{ALLOCATION_HOUR}"
+    first = call(base, key, "GET", path)
+    assert first["up_to_date"] or first["status"] == "provisional"  # never a stale figure called final
+    fresh = _wait_for(
+        lambda: (answer := call(base, key, "GET", path))["up_to_date"] and answer, services, "the worker to allocate"
+    )
+    assert_allocated_hour(base, key, fresh)
