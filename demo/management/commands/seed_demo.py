@@ -1,56 +1,91 @@
 import datetime as dt
 import secrets
-from itertools import islice
+import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from allocation.measurements import measurements_ingest
+from allocation.models import AllocationScheme, Measurement
+from allocation.selectors import scheme_allocation
+from allocation.services import scheme_change
 from balance_groups.models import BalanceGroup, User
-from balance_groups.services import group_close, group_create, tenant_get_or_create
-from core.quarters import local_day_bounds, site_zone
+from balance_groups.services import group_close, group_create, group_update, tenant_get_or_create
+from core import jobs
+from core.quarters import QUARTER, local_date, local_day_bounds
 from demo import site as demo
-from settlement.models import SettlementRule
-from settlement.services import rule_change, settlement_run
-from transactions.bulk import bookings_bulk_ingest
-from transactions.models import ClarificationCase
+from settlement.dirty import deferred
+from settlement.models import DirtyDay, SettlementRule
+from settlement.selectors import settlement_run_list
+from settlement.services import rule_change
+from transactions.models import Booking, BookingKind, ClarificationCase, ClarificationSubject
 
 ACTOR = "system:seed_demo"
-CHUNK = 20000
-CLOSED_UNTIL_LOCAL_DAY = dt.date(2026, 4, 1)
+CHANNEL = "demo"
+DAYS_PER_REQUEST = 7
 
 
 class Command(BaseCommand):
     help = (
-        "Create (or bring up to date) the demo site: a tenant-electricity building with PV, battery, "
-        "heat pump, wallbox, three apartments and common areas, their settlement rules, quarter-hour "
-        "bookings around the spring DST change and for the last seven days, and demo logins. "
-        "Idempotent: running it again adds only what is missing."
+        "Create (or bring up to date) the demo site: a tenant-electricity building whose meters (PV, "
+        "battery discharge, heat pump, wallbox, three apartments, common areas) deliver quarter-hour "
+        "values around the spring DST change and for the last four weeks, one allocation scheme (PV "
+        "first, battery second, dynamic) from which the product computes every flow, settlement rules, "
+        "a closed March, clarification cases and demo logins. Idempotent: running it again adds only "
+        "what is missing."
     )
 
     def handle(self, *args, **options):
+        self.began = time.monotonic()
         now = timezone.now()
         tenant, created = tenant_get_or_create(code=demo.TENANT_CODE, name=demo.TENANT_NAME)
         self.stdout.write(f"Tenant {tenant.code}: {'created' if created else 'exists'}")
+        self._refuse_flow_demo(tenant)
         groups = self._groups(tenant)
         self._rules(groups)
-        self._bookings(tenant, now)
-        self._settle(tenant, now)
-        self._close_and_late_value(tenant, groups)
+        scheme = self._scheme(tenant, groups)
+        windows = demo.demo_windows(now)
+        values = demo.meter_values(windows)
+        deliveries = demo.plan_deliveries(windows, values, now)
+        last_run = settlement_run_list(tenant=tenant).first()
+        with deferred():
+            self._measurements(tenant, windows, values, deliveries)
+            changed = DirtyDay.objects.filter(tenant=tenant).count()
+            self.stdout.write(f"Allocating and settling {changed} changed day(s) ...")
+        self._report_run(tenant, last_run)
+        self._close_and_clarify(tenant, groups, values)
+        self._summary(scheme, deliveries)
         password = self._logins(tenant)
-        self.stdout.write(self.style.SUCCESS("Demo site ready."))
+        self.stdout.write(self.style.SUCCESS(f"Demo site ready ({time.monotonic() - self.began:.1f} s)."))
         self.stdout.write(f"  Dashboard: http://127.0.0.1:8000/  login 'operator' / '{password}'")
         self.stdout.write(f"  Admin:     http://127.0.0.1:8000/admin/  login 'admin' / '{password}'")
 
+    def _refuse_flow_demo(self, tenant):
+        # The demo of earlier versions booked its flows itself: allocation on top would count them twice.
+        if Booking.objects.filter(tenant=tenant, kind=BookingKind.MANUAL, external_id__startswith="demo:").exists():
+            raise CommandError(
+                "This database holds an older demo site whose flows were booked directly. Seed a fresh database "
+                "(remove db.sqlite3, or point DATABASE_URL at an empty one) to get the metered demo site."
+            )
+
     def _groups(self, tenant) -> dict[str, BalanceGroup]:
         groups = {group.code: group for group in BalanceGroup.objects.filter(tenant=tenant)}
-        for code, name, kind in demo.GROUPS:
+        for code, name, kind, metering_point in demo.GROUPS:
             if code not in groups:
                 groups[code] = group_create(
-                    tenant=tenant, actor=ACTOR, code=code, name=name, kind=kind, valid_from=demo.HISTORY_START
+                    tenant=tenant,
+                    actor=ACTOR,
+                    code=code,
+                    name=name,
+                    kind=kind,
+                    valid_from=demo.HISTORY_START,
+                    metering_point=metering_point,
                 )
-        self.stdout.write(f"Groups: {len(groups)}")
+            elif groups[code].metering_point != metering_point:
+                groups[code] = group_update(group=groups[code], actor=ACTOR, metering_point=metering_point)
+        self.stdout.write(f"Groups: {len(groups)} ({len(demo.METERING_POINTS)} metered)")
         return groups
 
     def _rules(self, groups):
@@ -66,47 +101,137 @@ class Command(BaseCommand):
                 )
         self.stdout.write(f"Settlement rules: {len(demo.RULES)}")
 
-    def _bookings(self, tenant, now):
-        final_before = local_day_bounds((now - dt.timedelta(days=2)).astimezone(site_zone()).date())[0]
-        totals = {"created": 0, "replaced": 0, "unchanged": 0, "rejected": 0}
-        for window in demo.demo_windows(now):
-            self.stdout.write(f"Bookings {window.start:%Y-%m-%d %H:%M}Z to {window.end:%Y-%m-%d %H:%M}Z ...")
-            items = demo.booking_items(window, final_before=final_before)
-            while chunk := list(islice(items, CHUNK)):
-                result = bookings_bulk_ingest(tenant=tenant, actor=ACTOR, items=chunk, channel="demo")
-                totals["created"] += result.created
-                totals["replaced"] += result.replaced
-                totals["unchanged"] += result.unchanged
-                totals["rejected"] += len(result.rejected)
-                self.stdout.write(f"  {chunk[-1]['start'][:16]}: {sum(totals.values())} values so far")
-        self.stdout.write(", ".join(f"{key} {value}" for key, value in totals.items()))
+    def _scheme(self, tenant, groups) -> AllocationScheme:
+        spec = demo.SCHEME
+        scheme = AllocationScheme.objects.filter(tenant=tenant, code=spec["code"]).order_by("effective_from").first()
+        if scheme is None:
+            scheme = scheme_change(
+                tenant=tenant,
+                actor=ACTOR,
+                code=spec["code"],
+                name=spec["name"],
+                method=spec["method"],
+                sources=[groups[code] for code in spec["sources"]],
+                consumers=[(groups[code], share) for code, share in spec["consumers"]],
+                surplus_to=groups[spec["surplus_to"]],
+                residual_from=groups[spec["residual_from"]],
+                effective_from=demo.HISTORY_START,
+                prices=spec["prices"],
+            )
+        self.stdout.write(f"Allocation scheme {scheme.code}: {scheme.method}, sources {' then '.join(spec['sources'])}")
+        return scheme
 
-    def _close_and_late_value(self, tenant, groups):
-        """Close March for the whole site and send one late value into it: a clarification case."""
-        closed_until = local_day_bounds(CLOSED_UNTIL_LOCAL_DAY)[0]
+    def _stored(self, tenant, windows) -> tuple[set, set]:
+        """The (code, quarter-hour) keys stored in the windows, and those of them that are final."""
+        stored, final = set(), set()
+        for window in windows:
+            rows = Measurement.objects.filter(
+                tenant=tenant, quarter_start__gte=window.start, quarter_start__lt=window.end
+            ).values_list("group__code", "quarter_start", "status")
+            for code, quarter, status in rows:
+                stored.add((code, quarter))
+                if status == "final":
+                    final.add((code, quarter))
+        return stored, final
+
+    def _measurements(self, tenant, windows, values, deliveries):
+        for window in windows:
+            first, last = local_date(window.start), local_date(window.end - QUARTER)
+            self.stdout.write(f"Meter values of the local days {first} .. {last} (until {window.end:%H:%M}Z)")
+        stored, _ = self._stored(tenant, windows)
+        self._deliver("provisional delivery", tenant, windows, demo.first_delivery(values, deliveries, stored=stored))
+        _, final = self._stored(tenant, windows)
+        self._deliver(
+            f"final delivery (before {deliveries.final_before:%Y-%m-%d %H:%M}Z)",
+            tenant,
+            windows,
+            demo.final_delivery(values, deliveries, final=final),
+        )
+        if deliveries.gap is not None:
+            code, quarter = deliveries.gap
+            self.stdout.write(f"  never delivered: {code} at {quarter:%Y-%m-%d %H:%M}Z (a gap)")
+
+    def _deliver(self, label: str, tenant, windows, items: list[dict]):
+        """Send ``items`` (ordered by quarter-hour) a week of values per request, as a gateway would.
+        A request never spans two windows: the days between them would be marked for recomputation."""
+        self.stdout.write(f"  {label}: {len(items)} value(s)")
+        totals = {"created": 0, "replaced": 0, "unchanged": 0, "refused": 0}
+        for chunk in demo.request_chunks(windows, items, days=DAYS_PER_REQUEST):
+            result = measurements_ingest(tenant=tenant, actor=ACTOR, items=chunk, channel=CHANNEL)
+            totals["created"] += result.created
+            totals["replaced"] += result.replaced
+            totals["unchanged"] += result.unchanged
+            totals["refused"] += len(result.rejected)
+            for refusal in result.rejected[:3]:
+                self.stdout.write(self.style.WARNING(f"    refused {chunk[refusal['index']]}: {refusal['detail']}"))
+            first, last = (local_date(dt.datetime.fromisoformat(chunk[i]["start"])) for i in (0, -1))
+            self.stdout.write(f"    {first} .. {last}: {len(chunk)} value(s), {time.monotonic() - self.began:.0f} s")
+        self.stdout.write("    " + ", ".join(f"{key} {value}" for key, value in totals.items()))
+
+    def _report_run(self, tenant, last_run):
+        if not jobs.in_process():
+            self.stdout.write("  queued for the worker (allocation and settlement follow there)")
+            return
+        run = settlement_run_list(tenant=tenant).first()
+        if run is not None and run != last_run:
+            self.stdout.write(
+                f"  run {run.status}: {run.days_done} day(s), {run.bookings_created} booking(s) created, "
+                f"{run.bookings_updated} replaced, {run.bookings_finalized} finalized, "
+                f"{time.monotonic() - self.began:.0f} s"
+            )
+
+    def _close_and_clarify(self, tenant, groups, values):
+        """Close March for the whole site; a late value for it and a corrected final value become
+        clarification cases for the operator."""
+        closed_until = local_day_bounds(demo.CLOSED_UNTIL_LOCAL_DAY)[0]
         for group in groups.values():
             if group.closed_until is None or group.closed_until < closed_until:
                 group_close(group=group, actor=ACTOR, until=closed_until)
-        late_id = "demo:late-meter-reading:APT-2"
-        if ClarificationCase.objects.filter(tenant=tenant, payload__external_id=late_id).exists():
-            return
-        late = {
-            "external_id": late_id,
-            "name": "Nachgelieferter Zählerwert",
-            "source": "SUPPLIER",
-            "destination": "APT-2",
-            "start": "2026-03-30T18:00:00Z",
-            "end": "2026-03-30T19:00:00Z",
-            "energy_wh": 412,
-        }
-        result = bookings_bulk_ingest(tenant=tenant, actor=ACTOR, items=[late], channel="demo")
-        for rejection in result.rejected:
-            self.stdout.write(f"Late value refused as intended ({rejection['code']}): kept as a clarification case")
+        self.stdout.write(f"Closed until {closed_until:%Y-%m-%d %H:%M}Z")
+        late = demo.LATE_VALUE
+        self._clarify(tenant, "late value", late["group"], late["start"], late["energy_wh"])
+        correction = demo.CORRECTION
+        key = (correction["group"], correction["start"])
+        stored = Measurement.objects.filter(
+            group=groups[key[0]], quarter_start=key[1], status="final", energy_wh=values.get(key)
+        ).exists()
+        if stored:  # only when the seeded windows hold that day, final
+            self._clarify(tenant, "corrected value", key[0], key[1], values[key] + correction["more_wh"])
 
-    def _settle(self, tenant, now):
-        for window in demo.demo_windows(now):
-            run = settlement_run(tenant=tenant, start=window.start, end=window.end, trigger="seed_demo")
-            self.stdout.write(f"Settlement {window.start:%Y-%m-%d}..{window.end:%Y-%m-%d}: {run.status}")
+    def _clarify(self, tenant, label, code, quarter, energy):
+        point = demo.METERING_POINTS[code]
+        cases = ClarificationCase.objects.filter(
+            tenant=tenant, subject=ClarificationSubject.MEASUREMENT, payload__group=point
+        )
+        if cases.filter(payload__start=quarter.isoformat()).exists():
+            return
+        item = {"group": point, "start": quarter.isoformat(), "energy_wh": energy, "quality": "measured"}
+        result = measurements_ingest(tenant=tenant, actor=ACTOR, items=[{**item, "status": "final"}], channel=CHANNEL)
+        for refusal in result.rejected:
+            self.stdout.write(f"A {label} for {code} refused as intended ({refusal['code']}): a clarification case")
+
+    def _summary(self, scheme, deliveries):
+        """What the scheme allocated on the last final day, in kWh."""
+        day = local_date(deliveries.final_before - dt.timedelta(minutes=15))
+        start, end = local_day_bounds(day)
+        report = scheme_allocation(scheme=scheme, start=start, end=end, resolution="1d")
+        codes = dict(BalanceGroup.objects.filter(tenant=scheme.tenant).values_list("pk", "code"))
+        for interval in report["intervals"]:
+            self.stdout.write(
+                f"Allocation {day} ({interval['status']}, {interval['gaps']} gap(s), "
+                f"up to date: {report['up_to_date']}):"
+            )
+            for row in interval["sources"]:
+                self.stdout.write(
+                    f"  {codes[row['group']]:<10} generated {_kwh(row['generation_wh'])}, "
+                    f"surplus {_kwh(row['surplus_wh'])}"
+                )
+            for row in interval["consumers"]:
+                self.stdout.write(
+                    f"  {codes[row['group']]:<10} consumed {_kwh(row['consumption_wh'])}: "
+                    f"local {_kwh(row['local_wh'])}, residual {_kwh(row['residual_wh'])}, "
+                    f"unallocated {_kwh(row['unallocated_wh'])}"
+                )
 
     def _logins(self, tenant) -> str:
         # A random password kept beside the checkout, so it survives re-seeding but is never a default.
@@ -124,3 +249,7 @@ class Command(BaseCommand):
                     user.set_password(password)
                 user.save()
         return password
+
+
+def _kwh(wh: int) -> str:
+    return f"{wh / 1000:.1f} kWh"
