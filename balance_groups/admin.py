@@ -4,7 +4,13 @@ from django.contrib.auth.admin import UserAdmin
 from django.utils import timezone
 
 from balance_groups.models import ApiClient, AuditEntry, BalanceGroup, Tenant, User
-from balance_groups.services import api_client_create, api_client_revoke, group_create, group_update
+from balance_groups.services import (
+    METERING_POINT,
+    api_client_create,
+    api_client_revoke,
+    group_create,
+    group_update,
+)
 from core.errors import BkmError
 from core.quarters import require_aligned
 from settlement.selectors import rule_in_force
@@ -60,7 +66,13 @@ class BalanceGroupForm(forms.ModelForm):
 
     class Meta:
         model = BalanceGroup
-        fields = ["tenant", "code", "name", "kind", "valid_from", "valid_until"]
+        fields = ["tenant", "code", "name", "kind", "valid_from", "valid_until", "metering_point"]
+
+    def clean_metering_point(self):
+        value = (self.cleaned_data.get("metering_point") or "").strip()
+        if value and not METERING_POINT.fullmatch(value):
+            raise forms.ValidationError("At most 64 letters or digits (a MaLo or MeLo id), no spaces.")
+        return value or None
 
     def clean(self):
         cleaned = super().clean()
@@ -75,12 +87,22 @@ class BalanceGroupForm(forms.ModelForm):
 
 @admin.register(BalanceGroup)
 class BalanceGroupAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "kind", "tenant", "parent_now", "valid_from", "valid_until", "closed_until"]
+    list_display = [
+        "code",
+        "name",
+        "kind",
+        "metering_point",
+        "tenant",
+        "parent_now",
+        "valid_from",
+        "valid_until",
+        "closed_until",
+    ]
     list_filter = ["tenant", "kind"]
-    search_fields = ["code", "name"]
+    search_fields = ["code", "name", "metering_point"]
     ordering = ["tenant", "kind", "code"]
     form = BalanceGroupForm
-    fields = ["tenant", "code", "name", "kind", "valid_from", "valid_until", "closed_until"]
+    fields = ["tenant", "code", "name", "kind", "valid_from", "valid_until", "metering_point", "closed_until"]
     readonly_fields = ["closed_until"]
 
     def get_readonly_fields(self, request, obj=None):
@@ -107,6 +129,7 @@ class BalanceGroupAdmin(admin.ModelAdmin):
                     kind=obj.kind,
                     valid_from=obj.valid_from,
                     valid_until=obj.valid_until,
+                    metering_point=obj.metering_point,
                 )
                 obj.pk = created.pk
         except BkmError as error:

@@ -5,10 +5,11 @@ import datetime as dt
 import django_filters
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, status
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from allocation.selectors import consumer_allocation
 from balance_groups.models import BalanceGroup, GroupKind
 from balance_groups.selectors import group_get, group_list
 from balance_groups.serializers import (
@@ -17,6 +18,7 @@ from balance_groups.serializers import (
     GroupBalanceQuerySerializer,
     GroupBalanceSerializer,
     GroupCloseSerializer,
+    IntervalSerializer,
 )
 from balance_groups.services import group_close, group_create, group_delete, group_update
 from core.errors import InvalidInput
@@ -29,17 +31,20 @@ from transactions.selectors import groups_with_status
 
 MAX_BALANCE_INTERVALS = 10_000
 MAX_BALANCE_WINDOW = dt.timedelta(days=400)
-GROUP_ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="The group's id (UUID) or its code.")
+GROUP_ID = OpenApiParameter(
+    "id", str, OpenApiParameter.PATH, description="The group's id (UUID), its code or its metering point."
+)
 
 
 class BalanceGroupFilter(django_filters.FilterSet):
     kind = django_filters.ChoiceFilter(choices=GroupKind.choices)
     code = django_filters.CharFilter(field_name="code")
+    metering_point = django_filters.CharFilter(field_name="metering_point")
     name = django_filters.CharFilter(field_name="name", lookup_expr="icontains", label="Name contains")
 
     class Meta:
         model = BalanceGroup
-        fields = ["kind", "code", "name"]
+        fields = ["kind", "code", "metering_point", "name"]
 
 
 def balance_payload(data: dict) -> dict:
@@ -75,6 +80,34 @@ def balance_payload(data: dict) -> dict:
     }
 
 
+class SplitIntervalSerializer(IntervalSerializer):
+    local_wh = serializers.IntegerField(required=False, help_text="Consumers in a scheme: inflow from its sources.")
+    residual_wh = serializers.IntegerField(required=False, help_text="Consumers in a scheme: residual supply.")
+
+
+class GroupBalanceSplitSerializer(GroupBalanceSerializer):
+    """The documented balance: for a consumer in an allocation scheme, with its local/residual split."""
+
+    local_wh = serializers.IntegerField(required=False, help_text="Consumers in a scheme: inflow from its sources.")
+    residual_wh = serializers.IntegerField(required=False, help_text="Consumers in a scheme: residual supply.")
+    intervals = SplitIntervalSerializer(many=True)
+
+
+def split_payload(payload: dict, split: dict) -> dict:
+    """A balance payload with a scheme consumer's local and residual energy (``consumer_allocation``),
+    in the order ``GroupBalanceSplitSerializer`` renders them."""
+    intervals = [
+        {**interval, "local_wh": int(row["local_wh"]), "residual_wh": int(row["residual_wh"])}
+        for interval, row in zip(payload["intervals"], split["intervals"], strict=True)
+    ]
+    return {
+        **payload,
+        "intervals": intervals,
+        "local_wh": sum(interval["local_wh"] for interval in intervals),
+        "residual_wh": sum(interval["residual_wh"] for interval in intervals),
+    }
+
+
 @extend_schema_view(
     list=extend_schema(summary="List balance groups", tags=["balance groups"]),
     retrieve=extend_schema(
@@ -82,7 +115,7 @@ def balance_payload(data: dict) -> dict:
     ),
     create=extend_schema(summary="Create a balance group", tags=["balance groups"]),
     partial_update=extend_schema(
-        summary="Change code, name or validity",
+        summary="Change code, name, validity or metering point",
         tags=["balance groups"],
         parameters=[GROUP_ID],
         request=BalanceGroupUpdateSerializer,
@@ -175,10 +208,12 @@ class BalanceGroupViewSet(
     @extend_schema(
         summary="Inflow, outflow and net of a group over [start, end)",
         description="`intervals` cover the whole window, zero-filled; `1d` buckets are local days "
-        f"(92/96/100 quarter-hours). At most {MAX_BALANCE_INTERVALS} intervals per request.",
+        f"(92/96/100 quarter-hours). At most {MAX_BALANCE_INTERVALS} intervals per request. A consumer that "
+        "takes part in an allocation scheme in the window also gets `local_wh` (from the scheme's sources) and "
+        "`residual_wh` (residual supply), in total and per interval.",
         tags=["balance groups"],
         parameters=[GROUP_ID, GroupBalanceQuerySerializer],
-        responses=GroupBalanceSerializer,
+        responses=GroupBalanceSplitSerializer,
     )
     @action(detail=True, methods=["get"], url_path="balance", filter_backends=[], pagination_class=None)
     def balance(self, request, *args, **kwargs):
@@ -195,5 +230,9 @@ class BalanceGroupViewSet(
             raise InvalidInput.for_field(
                 "end", f"The window is too long: at most {MAX_BALANCE_INTERVALS} intervals and 400 days per request."
             )
-        data = group_balance(group=group, start=start, end=end, resolution=resolution)
-        return Response(balance_payload(data))
+        payload = balance_payload(group_balance(group=group, start=start, end=end, resolution=resolution))
+        if group.kind == GroupKind.CONSUMER:
+            split = consumer_allocation(group=group, start=start, end=end, resolution=resolution)
+            if split is not None:
+                payload = split_payload(payload, split)
+        return Response(payload)

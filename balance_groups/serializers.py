@@ -16,13 +16,32 @@ class BalanceGroupSerializer(RefuseUnknownFieldsMixin, serializers.ModelSerializ
     kind = serializers.ChoiceField(choices=GroupKind.choices)
     valid_from = InstantField(help_text="Quarter-hour aligned instant from which the group accepts entries.")
     valid_until = InstantField(required=False, allow_null=True, help_text="Aligned end of validity (exclusive).")
+    metering_point = serializers.CharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        max_length=64,
+        help_text="Optional metering point id (MaLo/MeLo, letters and digits), unique per tenant; accepted wherever "
+        "a group reference is. Empty or null: none.",
+    )
     closed_until = InstantField(read_only=True, allow_null=True)
     status = serializers.SerializerMethodField()
     parent = serializers.SerializerMethodField()
 
     class Meta:
         model = BalanceGroup
-        fields = ["id", "code", "name", "kind", "valid_from", "valid_until", "closed_until", "status", "parent"]
+        fields = [
+            "id",
+            "code",
+            "name",
+            "kind",
+            "valid_from",
+            "valid_until",
+            "metering_point",
+            "closed_until",
+            "status",
+            "parent",
+        ]
         read_only_fields = ["id"]
 
     def get_status(self, group) -> str:

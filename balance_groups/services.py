@@ -1,4 +1,5 @@
 import datetime as dt
+import re
 
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
@@ -11,7 +12,9 @@ from core.ledger import group_has_entries_outside
 from core.quarters import next_quarter_after, require_aligned
 from core.text import require_clean_text
 
-GROUP_EDITABLE_FIELDS = ("code", "name", "valid_from", "valid_until")
+GROUP_EDITABLE_FIELDS = ("code", "name", "valid_from", "valid_until", "metering_point")
+# MaLo (11 digits), MeLo (33 characters, e.g. DE0001234567890000000000000000001) and other meter ids.
+METERING_POINT = re.compile(r"[A-Za-z0-9]{1,64}")
 
 
 def tenant_get_or_create(*, code: str, name: str | None = None) -> tuple[Tenant, bool]:
@@ -59,6 +62,41 @@ def _validate_name(name) -> str:
     return require_clean_text(name.strip(), "name")
 
 
+def _validate_metering_point(value) -> str | None:
+    """Optional (None or blank: none); letters and digits only, as market messages carry MaLo and MeLo ids."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput.for_field("metering_point", "metering_point must be text.")
+    value = value.strip()
+    if not value:
+        return None
+    if not METERING_POINT.fullmatch(value):
+        raise InvalidInput.for_field(
+            "metering_point", "metering_point must be at most 64 letters or digits (a MaLo or MeLo id), no spaces."
+        )
+    return value
+
+
+def _refuse_ambiguous_reference(tenant_id, *, code: str | None, metering_point: str | None, exclude=None) -> None:
+    """A reference names one group: code and metering point are each unique and never another group's other one."""
+    others = BalanceGroup.objects.filter(tenant_id=tenant_id)
+    if exclude is not None:
+        others = others.exclude(pk=exclude)
+    if code is not None:
+        if others.filter(code=code).exists():
+            raise InvalidInput.for_field("code", f"A group with code {code!r} exists already.")
+        if others.filter(metering_point=code).exists():
+            raise InvalidInput.for_field("code", f"{code!r} is the metering point of another group.")
+    if metering_point is not None:
+        if others.filter(metering_point=metering_point).exists():
+            raise InvalidInput.for_field(
+                "metering_point", f"Another group has the metering point {metering_point!r} already."
+            )
+        if others.filter(code=metering_point).exists():
+            raise InvalidInput.for_field("metering_point", f"{metering_point!r} is the code of another group.")
+
+
 def _validate_validity(valid_from, valid_until):
     valid_from = require_aligned(valid_from, "valid_from")
     if valid_until is not None:
@@ -68,33 +106,55 @@ def _validate_validity(valid_from, valid_until):
     return valid_from, valid_until
 
 
+def _taken_meanwhile() -> InvalidInput:
+    message = "Another group took this code or metering point meanwhile."
+    return InvalidInput(message, errors={"code": [message], "metering_point": [message]})
+
+
 @transaction.atomic
 def group_create(
-    *, tenant: Tenant, actor, code: str, name: str, kind: str, valid_from: dt.datetime, valid_until=None
+    *,
+    tenant: Tenant,
+    actor,
+    code: str,
+    name: str,
+    kind: str,
+    valid_from: dt.datetime,
+    valid_until=None,
+    metering_point: str | None = None,
 ) -> BalanceGroup:
     code = _validate_code(code)
     name = _validate_name(name)
     if kind not in GroupKind.values:
         raise InvalidInput.for_field("kind", f"kind must be one of {', '.join(GroupKind.values)}.")
     valid_from, valid_until = _validate_validity(valid_from, valid_until)
-    if BalanceGroup.objects.filter(tenant=tenant, code=code).exists():
-        raise InvalidInput.for_field("code", f"A group with code {code!r} exists already.")
+    metering_point = _validate_metering_point(metering_point)
+    _refuse_ambiguous_reference(tenant.pk, code=code, metering_point=metering_point)
     try:
         with transaction.atomic():
             group = BalanceGroup.objects.create(
-                tenant=tenant, code=code, name=name, kind=kind, valid_from=valid_from, valid_until=valid_until
+                tenant=tenant,
+                code=code,
+                name=name,
+                kind=kind,
+                valid_from=valid_from,
+                valid_until=valid_until,
+                metering_point=metering_point,
             )
     except IntegrityError:
-        raise InvalidInput.for_field("code", f"A group with code {code!r} exists already.") from None
-    audit_record(
-        tenant=tenant, actor=actor, action=AuditAction.GROUP_CREATE, obj=group, data={"code": code, "kind": kind}
-    )
+        # A concurrent write took the code or metering point between the check and the insert: name it.
+        _refuse_ambiguous_reference(tenant.pk, code=code, metering_point=metering_point)
+        raise _taken_meanwhile() from None
+    data = {"code": code, "kind": kind}
+    if metering_point:
+        data["metering_point"] = metering_point
+    audit_record(tenant=tenant, actor=actor, action=AuditAction.GROUP_CREATE, obj=group, data=data)
     return group
 
 
 @transaction.atomic
 def group_update(*, group: BalanceGroup, actor, **changes) -> BalanceGroup:
-    """Change code, name or validity. Validity may not cut off existing bookings."""
+    """Change code, name, validity or metering point. Validity may not cut off existing bookings."""
     unknown = set(changes) - set(GROUP_EDITABLE_FIELDS)
     if unknown:
         raise InvalidInput(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
@@ -102,9 +162,12 @@ def group_update(*, group: BalanceGroup, actor, **changes) -> BalanceGroup:
     before = {field: str(getattr(group, field)) for field in changes}
     if "code" in changes:
         code = _validate_code(changes["code"])
-        if BalanceGroup.objects.filter(tenant_id=group.tenant_id, code=code).exclude(pk=group.pk).exists():
-            raise InvalidInput.for_field("code", f"A group with code {code!r} exists already.")
+        _refuse_ambiguous_reference(group.tenant_id, code=code, metering_point=None, exclude=group.pk)
         group.code = code
+    if "metering_point" in changes:
+        metering_point = _validate_metering_point(changes["metering_point"])
+        _refuse_ambiguous_reference(group.tenant_id, code=None, metering_point=metering_point, exclude=group.pk)
+        group.metering_point = metering_point
     if "name" in changes:
         group.name = _validate_name(changes["name"])
     if "valid_from" in changes or "valid_until" in changes:
@@ -112,9 +175,17 @@ def group_update(*, group: BalanceGroup, actor, **changes) -> BalanceGroup:
             changes.get("valid_from", group.valid_from), changes.get("valid_until", group.valid_until)
         )
         if group_has_entries_outside(group=group, valid_from=valid_from, valid_until=valid_until):
-            raise Conflict("The new validity would leave existing bookings outside it.")
+            raise Conflict("The new validity would leave existing bookings or measurements outside it.")
         group.valid_from, group.valid_until = valid_from, valid_until
-    group.save()
+    try:
+        with transaction.atomic():
+            group.save()
+    except IntegrityError:
+        # A concurrent write took the code or metering point between the check and the save: name it.
+        _refuse_ambiguous_reference(
+            group.tenant_id, code=group.code, metering_point=group.metering_point, exclude=group.pk
+        )
+        raise _taken_meanwhile() from None
     after = {field: str(getattr(group, field)) for field in changes}
     audit_record(
         tenant=group.tenant,
@@ -137,7 +208,9 @@ def group_close(*, group: BalanceGroup, actor, until: dt.datetime | None = None)
     if until is None:
         until = group.valid_until or max(next_quarter_after(), group.valid_from)
         if group_has_entries_outside(group=group, valid_from=group.valid_from, valid_until=until):
-            raise Conflict(f"The group has bookings after {until.isoformat()}; close it up to an instant instead.")
+            raise Conflict(
+                f"The group has bookings or measurements after {until.isoformat()}; close it up to an instant instead."
+            )
         group.valid_until = until
     else:
         until = require_aligned(until, "until")

@@ -6,6 +6,8 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 
+from allocation.api import MeasurementViewSet
+from allocation.scheme_api import AllocationSchemeViewSet
 from balance_groups.api import BalanceGroupViewSet
 from core.rest.errors import api_not_found
 from core.rest.routers import ApiRouter
@@ -20,6 +22,8 @@ router.register("ledger-lines", LedgerLineViewSet, basename="line")
 router.register("imbalances", ImbalanceViewSet, basename="imbalance")
 router.register("settlement-runs", SettlementRunViewSet, basename="run")
 router.register("clarifications", ClarificationViewSet, basename="clarification")
+router.register("measurements", MeasurementViewSet, basename="measurement")
+router.register("allocation-schemes", AllocationSchemeViewSet, basename="scheme")
 
 app_name = "api"
 

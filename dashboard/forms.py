@@ -11,7 +11,7 @@ import datetime as dt
 from django import forms
 
 from balance_groups.models import GroupKind
-from core.quarters import UTC, site_zone
+from core.quarters import SUPPORTED_RANGE, UTC, site_zone
 from settlement.models import SettlementInterval
 
 MAX_TARGETS = 3
@@ -50,9 +50,15 @@ class LocalInstantField(forms.Field):
                 raise forms.ValidationError(
                     "Enter a date and time like 2026-03-29 14:15 (local time) or 2026-03-29T12:15Z.", code="invalid"
                 ) from None
-        if parsed.tzinfo is not None:
-            return parsed.astimezone(UTC)
-        return self._from_local(parsed)
+        try:
+            if parsed.tzinfo is not None:
+                return parsed.astimezone(UTC)
+            return self._from_local(parsed)
+        except OverflowError:  # the first or last hours of year 1 or 9999 have no UTC instant
+            raise forms.ValidationError(
+                f"{parsed.isoformat(timespec='minutes')} is outside the supported range ({SUPPORTED_RANGE}).",
+                code="range",
+            ) from None
 
     @staticmethod
     def _from_local(naive: dt.datetime) -> dt.datetime:
@@ -85,6 +91,12 @@ class GroupCreateForm(forms.Form):
     kind = forms.ChoiceField(choices=GroupKind.choices)
     valid_from = LocalInstantField(help_text="On a quarter-hour (:00, :15, :30, :45).")
     valid_until = LocalInstantField(required=False, help_text="Optional end of validity (exclusive).")
+    metering_point = forms.CharField(
+        required=False,
+        max_length=64,
+        label="Metering point",
+        help_text="Optional MaLo or MeLo id (letters and digits), e.g. DE0001234567890000000000000000001.",
+    )
 
 
 class GroupEditForm(forms.Form):
@@ -92,6 +104,9 @@ class GroupEditForm(forms.Form):
     name = forms.CharField(max_length=200)
     valid_from = LocalInstantField(help_text="On a quarter-hour. Existing bookings must stay inside the validity.")
     valid_until = LocalInstantField(required=False, help_text="Optional end of validity (exclusive).")
+    metering_point = forms.CharField(
+        required=False, max_length=64, label="Metering point", help_text="Optional MaLo or MeLo id; empty: none."
+    )
 
 
 class GroupCloseForm(forms.Form):

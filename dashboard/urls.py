@@ -3,7 +3,8 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboard.views import bookings, clarifications, csv_upload, groups, imbalances, overview, runs
+from dashboard.views import bookings, clarifications, csv_upload, groups, imbalances, overview, runs, schemes
+from dashboard.views.measurement_upload import measurement_upload
 
 pages = [
     path("", overview.overview, name="overview"),
@@ -21,6 +22,12 @@ pages = [
     path("imbalances/", imbalances.imbalances, name="imbalances"),
     path("settlement/runs/", runs.settlement_runs, name="runs"),
     path("import/", csv_upload.csv_upload, name="csv-upload"),
+    path("measurements/import/", measurement_upload, name="measurement-upload"),
+    path("schemes/", schemes.scheme_index, name="schemes"),
+    path("schemes/new/", schemes.scheme_create, name="scheme-create"),
+    # A scheme's code may hold a slash (the API allows it): the path converter keeps it whole.
+    path("schemes/<path:code>/new-version/", schemes.scheme_version_create, name="scheme-new-version"),
+    path("schemes/<path:code>/", schemes.scheme_detail, name="scheme"),
 ]
 
 auth_patterns = [

@@ -85,7 +85,7 @@ def test_group_edit_refused_when_bookings_fall_outside(client_in, site, flows):
     data = {"code": "APT", "name": "Wohnung", "valid_from": "2026-01-01T01:00", "valid_until": "2026-03-01T00:00"}
     response = client_in.post(url, data)
     assert response.status_code == 400
-    assert "would leave existing bookings outside it" in response.context["form"].non_field_errors()[0]
+    assert "would leave existing bookings or measurements outside it" in response.context["form"].non_field_errors()[0]
     site["APT"].refresh_from_db()
     assert site["APT"].valid_until is None
 

@@ -12,6 +12,7 @@ import pytest
 from django.conf import settings
 
 from dashboard.tests.conftest import DAY, PASSWORD
+from dashboard.tests.scheme_site import build_scheme_site
 from settlement.models import SettlementRule
 from transactions.models import Booking
 
@@ -193,9 +194,10 @@ def test_upload_a_csv_with_preview(page, site, tmp_path):
     assert page.js_errors == []
 
 
-def test_every_page_passes_the_content_security_policy(page, flows, site, admin_user):
+def test_every_page_passes_the_content_security_policy(page, flows, site, admin_user, operator):
     """No inline script or style anywhere: the dashboard, admin and Swagger UI load and run under
     the CSP with no violation in Chromium's console."""
+    build_scheme_site(site, operator)
     violations = []
 
     def watch(message):
@@ -219,11 +221,20 @@ def test_every_page_passes_the_content_security_policy(page, flows, site, admin_
         "/clarifications/",
         "/settlement/runs/",
         "/import/",
+        "/schemes/",
+        f"/schemes/HAUS/?day={DAY.isoformat()}",
+        f"/schemes/HAUS/?day={DAY.isoformat()}&span=week",
+        f"/schemes/HAUS/?day={DAY.isoformat()}&span=month",
+        "/schemes/HAUS/new-version/",
+        "/schemes/new/",
     ):
         page.goto(path)
         page.wait_for_load_state("networkidle")
     page.goto(f"/groups/{apt}/?day={DAY.isoformat()}")
     page.wait_for_function("document.body.dataset.chartsReady === '1'")  # the charts ran
+    assert chart_points(page, "consumer-chart")[0]["points"] == 96
+    page.goto(f"/schemes/HAUS/?day={DAY.isoformat()}")
+    assert [len(chart_points(page, f"scheme-chart-{i}")) for i in (0, 1)] == [4, 4]  # APT, APT-2, surplus, gap
 
     page.context.clear_cookies()
     page.goto("/admin/login/")

@@ -34,6 +34,7 @@ from dashboard.views.common import (
     tenant_view,
     zone_name,
 )
+from dashboard.views.schemes import consumer_supply
 from settlement.models import SettlementRule
 from settlement.selectors import group_balance
 from settlement.services import rule_change
@@ -104,6 +105,9 @@ def group_detail(request, tenant, ref):
             "week_url": _group_url(group, day=day.isoformat(), span="week"),
             "finalize_form": FinalizeUntilForm(initial={"until": local_input_value(end)}),
             "export_end": (day + step - dt.timedelta(days=1)),
+            "supply": consumer_supply(group, start=start, end=end, span=span)
+            if group.kind == GroupKind.CONSUMER
+            else None,
         }
     )
     return render(request, "dashboard/group.html", context)
@@ -134,7 +138,13 @@ def group_create(request, tenant):
 @require_http_methods(["GET", "POST"])
 def group_edit(request, tenant, ref):
     group = get_group_or_404(tenant, ref)
-    initial = {"code": group.code, "name": group.name, "valid_from": group.valid_from, "valid_until": group.valid_until}
+    initial = {
+        "code": group.code,
+        "name": group.name,
+        "valid_from": group.valid_from,
+        "valid_until": group.valid_until,
+        "metering_point": group.metering_point or "",
+    }
     form = GroupEditForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         changes = {key: value for key, value in form.cleaned_data.items() if value != initial[key]}

@@ -82,8 +82,160 @@
     });
   }
 
+  /* Allocation charts: stacked bars per interval; a provisional interval's bars are hatched in
+     their own colour, and an interval with a gap (a measurement missing, nothing allocated) sits
+     on a light red band with a red mark on top. */
+  var PALETTE = ["#1f4e79", "#2e7d32", "#6a3d9a", "#00838f", "#ad1457", "#795548", "#7cb342", "#3f88c5"];
+  var KIND_COLORS = { others: "#8a96a8", surplus: "#c9b458", gap: "#d32f2f", local: "#2e7d32", residual: "#7f93b0" };
+  var GAP_FILL = "rgba(211, 47, 47, 0.14)";
+
+  function hatchOf(color) {
+    var size = 8;
+    var canvas = document.createElement("canvas");
+    canvas.width = size;
+    canvas.height = size;
+    var ctx = canvas.getContext("2d");
+    ctx.globalAlpha = 0.35;
+    ctx.fillStyle = color;
+    ctx.fillRect(0, 0, size, size);
+    ctx.globalAlpha = 1;
+    ctx.strokeStyle = color;
+    ctx.lineWidth = 2.5;
+    ctx.beginPath();
+    ctx.moveTo(0, size);
+    ctx.lineTo(size, 0);
+    ctx.moveTo(-size / 2, size / 2);
+    ctx.lineTo(size / 2, -size / 2);
+    ctx.moveTo(size / 2, size * 1.5);
+    ctx.lineTo(size * 1.5, size / 2);
+    ctx.stroke();
+    return ctx.createPattern(canvas, "repeat");
+  }
+
+  function byStatus(data, color) {
+    var hatched = hatchOf(color);
+    return data.status.map(function (s) { return s === "final" ? color : hatched; });
+  }
+
+  function gapBands(gaps) {
+    return {
+      id: "gapBands",
+      beforeDatasetsDraw: function (chart) {
+        var area = chart.chartArea;
+        var x = chart.scales.x;
+        var ctx = chart.ctx;
+        var width = x.width / Math.max(gaps.length, 1);
+        ctx.save();
+        gaps.forEach(function (count, i) {
+          if (!count) {
+            return;
+          }
+          var left = x.getPixelForValue(i) - width / 2;
+          ctx.fillStyle = GAP_FILL;
+          ctx.fillRect(left, area.top, width, area.bottom - area.top);
+          ctx.fillStyle = KIND_COLORS.gap;
+          ctx.fillRect(left, area.top, width, 4);
+        });
+        ctx.restore();
+      }
+    };
+  }
+
+  function scaled(data, values) {
+    return data.divisor === 1 ? values : values.map(function (v) { return v / data.divisor; });
+  }
+
+  function stackedOptions(data, canvas) {
+    var ticks = { autoSkip: true, maxTicksLimit: 12, maxRotation: 0 };
+    if (data.resolution === "1h") {  // a week of hours: one tick per local day
+      ticks = {
+        autoSkip: false, maxRotation: 0,
+        callback: function (value, index) {
+          var label = data.labels[index];
+          return label.slice(-5) === "00:00" ? label.slice(0, -6) : null;
+        }
+      };
+    }
+    return {
+      animation: false,
+      responsive: true,
+      maintainAspectRatio: false,
+      interaction: { mode: "index", intersect: false },
+      datasets: { bar: { barPercentage: 1, categoryPercentage: 0.92, borderWidth: 0 } },
+      scales: {
+        x: { stacked: true, ticks: ticks },
+        y: { stacked: true, beginAtZero: true, title: { display: canvas.parentNode.clientWidth > 480, text: data.unit } }
+      },
+      plugins: {
+        legend: { position: "bottom", labels: { boxWidth: 12, boxHeight: 12, padding: 8 } },
+        tooltip: {
+          filter: function (item) { return item.raw !== 0; },
+          callbacks: {
+            footer: function (items) {
+              if (!items.length) {
+                return "";
+              }
+              var i = items[0].dataIndex;
+              var gap = data.gaps[i] ? " · " + data.gaps[i] + " quarter-hour(s) missing a measurement" : "";
+              return "status: " + data.status[i] + gap + " · " + data.utc[i];
+            }
+          }
+        }
+      }
+    };
+  }
+
+  function drawScheme() {
+    var source = document.getElementById("scheme-chart-data");
+    if (!source || typeof Chart === "undefined") {
+      return;
+    }
+    var data = JSON.parse(source.textContent);
+    var colors = data.series.map(function (s, j) {
+      return s.kind === "consumer" ? PALETTE[j % PALETTE.length] : KIND_COLORS[s.kind];
+    });
+    Array.prototype.forEach.call(document.querySelectorAll("canvas[data-scheme-source]"), function (canvas) {
+      var part = data.sources[Number(canvas.getAttribute("data-scheme-source"))];
+      var datasets = data.series.map(function (s, j) {
+        return {
+          label: s.label, data: scaled(data, part.data[j]), backgroundColor: byStatus(data, colors[j]), stack: "generation"
+        };
+      });
+      new Chart(canvas, {
+        type: "bar",
+        data: { labels: data.labels, datasets: datasets },
+        options: stackedOptions(data, canvas),
+        plugins: [gapBands(data.gaps)]
+      });
+    });
+  }
+
+  function drawConsumer() {
+    var canvas = document.getElementById("consumer-chart");
+    var source = document.getElementById("consumer-chart-data");
+    if (!canvas || !source || typeof Chart === "undefined") {
+      return;
+    }
+    var data = JSON.parse(source.textContent);
+    var parts = [["local", "Local energy"], ["residual", "Residual supply"], ["unallocated", "Not allocated (gap)"]];
+    var datasets = parts.filter(function (p) {
+      return p[0] !== "unallocated" || data.series.unallocated.some(function (v) { return v !== 0; });
+    }).map(function (p) {
+      var color = KIND_COLORS[p[0] === "unallocated" ? "gap" : p[0]];
+      return { label: p[1], data: scaled(data, data.series[p[0]]), backgroundColor: byStatus(data, color), stack: "consumption" };
+    });
+    new Chart(canvas, {
+      type: "bar",
+      data: { labels: data.labels, datasets: datasets },
+      options: stackedOptions(data, canvas),
+      plugins: [gapBands(data.gaps)]
+    });
+  }
+
   function init() {
     ["balance-chart", "residual-chart"].forEach(draw);
+    drawScheme();
+    drawConsumer();
     document.body.setAttribute("data-charts-ready", "1");
   }
 

@@ -1,0 +1,100 @@
+"""The admin of the allocation app: lists render stored extremes; values are written through the service."""
+
+import datetime as dt
+
+import pytest
+from django.urls import reverse
+
+from allocation.models import AllocationBooking, AllocationScheme, Measurement
+from balance_groups.factories import GroupFactory
+from core.testing import T0
+from transactions.models import ClarificationCase
+
+EDGE = dt.datetime(9999, 12, 31, 23, 45, tzinfo=dt.UTC)
+DAWN = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
+LISTS = [Measurement, AllocationScheme, AllocationBooking]
+
+
+def changelist(model) -> str:
+    return reverse(f"admin:allocation_{model._meta.model_name}_changelist")
+
+
+def test_every_list_renders_and_searches_with_stored_extremes(admin_client, tenant, site, make_scheme, measure):
+    edge = GroupFactory(tenant=tenant, code="EDGE", kind="consumer", valid_from=DAWN, valid_until=EDGE)
+    Measurement.objects.create(
+        tenant=tenant, group=edge, quarter_start=EDGE, energy_wh=2**63 - 1, updated_at=EDGE, updated_by="x" * 200
+    )
+    Measurement.objects.create(tenant=tenant, group=edge, quarter_start=DAWN, energy_wh=0, updated_at=DAWN)
+    make_scheme("dynamic")
+    measure({site.pv: [1000], site.battery: [0], site.apt1: [300], site.apt2: [500]})
+    assert AllocationBooking.objects.exists()
+    for model in LISTS:
+        for query in ("", "?q=PV", "?q=%00"):
+            response = admin_client.get(changelist(model) + query)
+            assert response.status_code == 200, (model, query)
+    page = admin_client.get(changelist(Measurement) + "?q=EDGE").content.decode()
+    assert "9223372036854775807" in page and "9999" in page
+    scheme = AllocationScheme.objects.get()
+    page = admin_client.get(reverse("admin:allocation_allocationscheme_change", args=[scheme.pk])).content.decode()
+    assert "APT-1" in page and "5000" in page
+
+
+def test_schemes_and_allocation_keys_cannot_be_added_or_changed(admin_client, site, make_scheme):
+    scheme = make_scheme("static")
+    assert admin_client.get(reverse("admin:allocation_allocationscheme_add")).status_code == 403
+    response = admin_client.post(
+        reverse("admin:allocation_allocationscheme_change", args=[scheme.pk]), {"name": "anders"}
+    )
+    assert response.status_code == 403
+    assert AllocationScheme.objects.get().name == "Mieterstrom Haus"
+    assert admin_client.get(reverse("admin:allocation_allocationbooking_add")).status_code == 403
+
+
+def _form(group, start, energy_wh, **fields) -> dict:
+    return {
+        "group": str(group.pk),
+        "quarter_start_0": start.strftime("%Y-%m-%d"),
+        "quarter_start_1": start.strftime("%H:%M:%S"),
+        "energy_wh": energy_wh,
+        "quality": fields.get("quality", "measured"),
+        "status": fields.get("status", "provisional"),
+    }
+
+
+def test_a_value_added_and_changed_in_the_admin_goes_through_the_service(admin_client, site):
+    response = admin_client.post(reverse("admin:allocation_measurement_add"), _form(site.apt1, T0, 120))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    value = Measurement.objects.get()
+    assert (value.tenant, value.energy_wh, value.updated_by) == (site.apt1.tenant, 120, "user:admin")
+    change = reverse("admin:allocation_measurement_change", args=[value.pk])
+    form = {"energy_wh": 130, "quality": "measured", "status": "final"}
+    assert admin_client.post(change, form).status_code == 302
+    value.refresh_from_db()
+    assert (value.energy_wh, value.status) == (130, "final")
+    assert admin_client.post(change, {**form, "energy_wh": 1}).status_code == 403  # final: read-only
+    assert Measurement.objects.get().energy_wh == 130
+
+
+@pytest.mark.parametrize(
+    ("start", "fields", "message"),
+    [
+        (T0 + dt.timedelta(minutes=5), {}, "quarter-hour"),
+        (T0 - dt.timedelta(minutes=15), {}, "valid from"),
+    ],
+)
+def test_a_refused_value_is_not_saved_and_says_why(admin_client, site, start, fields, message):
+    response = admin_client.post(
+        reverse("admin:allocation_measurement_add"), _form(site.pv, start, 5, **fields), follow=True
+    )
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Measurement.objects.exists() and not ClarificationCase.objects.exists()
+
+
+def test_final_only_for_a_measured_value_in_the_admin_too(admin_client, site):
+    response = admin_client.post(
+        reverse("admin:allocation_measurement_add"), _form(site.pv, T0, 5, quality="substitute", status="final")
+    )
+    assert response.status_code == 200  # the form is shown again with the error
+    assert "Only a measured value can be final; a substitute value stays provisional." in response.content.decode()
+    assert not Measurement.objects.exists()

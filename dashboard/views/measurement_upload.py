@@ -1,0 +1,33 @@
+"""CSV import of measurements: a preview (dry run), line-numbered errors and a summary."""
+
+from django.conf import settings
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
+
+from allocation.csv_io import COLUMNS, measurements_csv_import
+from core.errors import BkmError, CsvFormatError
+from dashboard.forms import CsvUploadForm
+from dashboard.views.common import apply_error, tenant_view
+
+
+@tenant_view
+@require_http_methods(["GET", "POST"])
+def measurement_upload(request, tenant):
+    form = CsvUploadForm(request.POST or None, request.FILES or None)
+    result = None
+    text = ""
+    if getattr(request, "upload_too_large", False):  # the handler stopped taking it (dashboard.uploads)
+        form.is_valid()
+        form.errors.pop("file", None)
+        form.add_error("file", f"The file is larger than {settings.UPLOAD_MAX_BYTES // (1024 * 1024)} MiB; split it.")
+    elif request.method == "POST" and form.is_valid():
+        text = form.cleaned_data["text"]
+        dry_run = request.POST.get("action") != "import"
+        try:
+            result = measurements_csv_import(tenant=tenant, actor=request.user, text=text, dry_run=dry_run)
+        except CsvFormatError as error:
+            form.add_error("file", error.detail)
+        except BkmError as error:
+            apply_error(form, error)
+    context = {"form": form, "result": result, "csv_text": text, "columns": COLUMNS}
+    return render(request, "dashboard/measurement_upload.html", context, status=400 if form.errors else 200)
