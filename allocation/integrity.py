@@ -101,4 +101,23 @@ def check_allocation_keys(tenant_ids=None) -> list:
     return violations
 
 
-ALLOCATION_CHECKS = [check_allocation_keys, check_allocation_identities]
+def check_measurement_groups(tenant_ids=None) -> list:
+    """Every measurement names an existing source or consumer of its own tenant."""
+    tenants, params = tenant_sql("m", tenant_ids)
+    rows = stream(
+        "SELECT m.id, m.group_id FROM allocation_measurement m LEFT JOIN balance_groups_balancegroup g "  # noqa: S608
+        "ON g.id = m.group_id AND g.tenant_id = m.tenant_id AND g.kind IN ('source', 'consumer') "
+        f"WHERE g.id IS NULL {tenants}",
+        params,
+    )
+    violations = []
+    for pk, group_id in rows:
+        violations.append(
+            Violation("measurement_group", f"measurement {pk} names no source or consumer of its tenant ({group_id})")
+        )
+        if len(violations) >= MAX_REPORTED:
+            break
+    return violations
+
+
+ALLOCATION_CHECKS = [check_measurement_groups, check_allocation_keys, check_allocation_identities]

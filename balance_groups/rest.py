@@ -1,4 +1,4 @@
-"""Group references in the API: a serializer field and a list filter, by id (UUID) or code.
+"""Group references in the API: a serializer field and a list filter, by id (UUID), code or metering point.
 
 Both resolve a reference exactly as ``balance_groups.selectors.group_get`` does, within the
 request's tenant.
@@ -15,13 +15,15 @@ from balance_groups.selectors import group_get
 from core.errors import NotFound
 
 
-@extend_schema_field({"type": "string", "description": "A group's id (UUID) or its code, e.g. PV-ROOF."})
+@extend_schema_field(
+    {"type": "string", "description": "A group's id (UUID), code (e.g. PV-ROOF) or metering point (MaLo/MeLo)."}
+)
 class GroupRefField(serializers.Field):
-    """A balance group of the request's tenant, by UUID or code; output is the UUID."""
+    """A balance group of the request's tenant, by UUID, code or metering point; output is the UUID."""
 
     def to_internal_value(self, data):
         if not isinstance(data, str) or not data.strip() or len(data) > 200:
-            raise serializers.ValidationError("Send a group id (UUID) or code.")
+            raise serializers.ValidationError("Send a group id (UUID), code or metering point.")
         tenant = self.context["request"].user.tenant
         try:
             return group_get(tenant=tenant, ref=data)
@@ -36,7 +38,7 @@ class GroupRefField(serializers.Field):
 
 @extend_schema_field(OpenApiTypes.STR)
 class GroupRefFilter(django_filters.CharFilter):
-    """A group by id (UUID) or code; with several ``fields`` a row matches on any of them."""
+    """A group by id (UUID), code or metering point; with several ``fields`` a row matches on any of them."""
 
     def __init__(self, *args, fields: tuple[str, ...] = (), **kwargs):
         super().__init__(*args, **kwargs)

@@ -119,3 +119,13 @@ def test_a_validity_that_would_cut_off_measurements_is_refused(site, measure, op
     measure({site.apt1: [10]}, start=T0 + dt.timedelta(days=3))
     with pytest.raises(Conflict, match="measurements outside"):
         group_update(group=site.apt1, actor=operator, valid_until=T0 + dt.timedelta(days=1))
+
+
+def test_check_ledger_catches_a_measurement_of_a_group_of_another_tenant(site, measure, other_tenant):
+    from allocation.models import Measurement
+    from balance_groups.factories import GroupFactory
+
+    measure({site.apt1: [10]})
+    foreign = GroupFactory(tenant=other_tenant, code="FREMD", kind="consumer")
+    Measurement.objects.update(group=foreign)
+    assert [v.check for v in ledger_violations()] == ["measurement_group"]

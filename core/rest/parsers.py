@@ -35,29 +35,39 @@ def _refuse_duplicate_keys(pairs: list) -> dict:
 
 
 def _check_body(data) -> None:
-    """Walk the parsed body without recursion: refuse text ``core.text`` refuses, and too deep nesting."""
-    pending = [(data, "", 0)]
+    """Walk the parsed body without recursion: refuse text ``core.text`` refuses, and too deep nesting.
+
+    A bulk body holds hundreds of thousands of strings: each is checked where it is found, and the
+    path of a value (``measurements.7.group``) is only spelled out for the one that is refused.
+    """
+    if isinstance(data, str):
+        problem = text_problem(data, free_text=True)
+        if problem is not None:
+            raise exceptions.ValidationError({"non_field_errors": [problem]})
+    pending = [(data, None, 0)] if isinstance(data, dict | list) else []
     while pending:
-        value, path, depth = pending.pop()
-        if isinstance(value, str):
-            problem = text_problem(value, free_text=True)
-            if problem is not None:
-                raise exceptions.ValidationError({path or "non_field_errors": [problem]})
-            continue
-        if not isinstance(value, dict | list):
-            continue
+        value, where, depth = pending.pop()
         if depth >= MAX_DEPTH:
             raise exceptions.ParseError(f"JSON parse error - nested deeper than {MAX_DEPTH} levels.")
-        if isinstance(value, dict):
-            for key, item in value.items():
-                where = f"{path}.{key}" if path else key
-                problem = text_problem(key)
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if key.__class__ is str and text_problem(key) is not None:
+                raise exceptions.ValidationError({"non_field_errors": [f"A field name: {text_problem(key)}"]})
+            if isinstance(item, str):
+                problem = text_problem(item, free_text=True)
                 if problem is not None:
-                    raise exceptions.ValidationError({"non_field_errors": [f"A field name: {problem}"]})
-                pending.append((item, where, depth + 1))
-        else:
-            for position, item in enumerate(value):
-                pending.append((item, f"{path}.{position}" if path else str(position), depth + 1))
+                    raise exceptions.ValidationError({_path((where, key)): [problem]})
+            elif isinstance(item, dict | list):
+                pending.append((item, (where, key), depth + 1))
+
+
+def _path(where) -> str:
+    """``(((None, "a"), 7), "b")`` as ``a.7.b``."""
+    keys = []
+    while where is not None:
+        where, key = where
+        keys.append(str(key))
+    return ".".join(reversed(keys))
 
 
 class LimitedJSONParser(JSONParser):

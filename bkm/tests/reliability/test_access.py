@@ -30,6 +30,7 @@ DETAIL_IDS = {
     "booking": "booking",
     "run": "run",
     "clarification": "case",
+    "scheme": "scheme",
 }
 
 
@@ -92,11 +93,24 @@ def _body(name: str, world, side) -> dict:
             ]
         },
         "run-list": window,
+        "measurement-bulk": {"measurements": [{"group": side.ids["group"], "start": iso(T0), "energy_wh": 7}]},
+        "scheme-list": {
+            "code": "NEU",
+            "name": "Neu",
+            "method": "static",
+            "sources": [str(side.groups["PV-ROOF"].pk)],
+            "consumers": [{"group": side.ids["group"], "share": 10000}],
+            "surplus_to": str(side.groups["HOUSE"].pk),
+            "residual_from": str(side.groups["GRID-IMPORT"].pk),
+        },
         "clarification-resolve": {"action": "dismiss", "note": "nicht meins"},
     }.get(name, {})
 
 
-QUERIES = {"group-balance": {"start": iso(T0), "end": iso(T0 + 2 * HOUR), "resolution": "1h"}}
+QUERIES = {
+    "group-balance": {"start": iso(T0), "end": iso(T0 + 2 * HOUR), "resolution": "1h"},
+    "scheme-allocation": {"start": iso(T0), "end": iso(T0 + 4 * HOUR), "resolution": "1h"},
+}
 
 
 def _send(client, method: str, url: str, body: dict, name: str = ""):
@@ -175,6 +189,8 @@ def test_list_counts_do_not_include_another_tenants_rows():
         ("clarifications", "id"),
         ("settlement-runs", "id"),
         ("ledger-lines", "booking"),
+        ("measurements", "group"),
+        ("allocation-schemes", "id"),
     ):
         mine = world.clients["owner"].get(f"/api/v1/{collection}/?page_size=1000")
         theirs = world.clients["other_tenant"].get(f"/api/v1/{collection}/?page_size=1000")
@@ -204,6 +220,7 @@ def dashboard_routes() -> list[tuple[str, str]]:
 def dashboard_url(path: str, ids: dict) -> str:
     url = "/" + path
     url = url.replace("<str:ref>", ids["group"])  # by id: the other tenant has a group with the same code
+    url = url.replace("<path:code>", ids["scheme_code"])
     if "bookings/" in url:
         url = url.replace("<uuid:pk>", ids["booking"])
     return url.replace("<uuid:pk>", ids["case"])

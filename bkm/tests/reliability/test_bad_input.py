@@ -545,16 +545,36 @@ WRITE_ENDPOINTS = {
     "resolve": ("post", "/api/v1/clarifications/{case}/resolve", lambda t, i: {"action": "dismiss", "note": t}),
     "booking": ("post", BOOKINGS, lambda t, i: booking(name=t, start=i)),
     "bulk": ("post", "/api/v1/bookings/bulk", lambda t, i: {"bookings": [booking(external_id=t, end=i)]}),
+    "measurements": (
+        "post",
+        "/api/v1/measurements/bulk",
+        lambda t, i: {"measurements": [{"group": t or "APT-1", "start": i, "energy_wh": 5, "quality": "measured"}]},
+    ),
+    "scheme": (
+        "post",
+        "/api/v1/allocation-schemes/",
+        lambda t, i: {
+            "code": t,
+            "name": t or "Neu",
+            "method": "static",
+            "sources": ["PV-ROOF"],
+            "consumers": [{"group": "APT-1", "share": 10000}],
+            "surplus_to": "HOUSE",
+            "residual_from": "GRID-IMPORT",
+            "effective_from": i,
+            "price_local_ct_per_kwh": t,
+        },
+    ),
 }
 
 
 def test_hostile_strings_and_instants_on_every_write_endpoint_never_cause_a_5xx(world):
-    """Never a 5xx; and a refusal by any endpoint but the booking ones (which keep refused bookings
-    as clarification cases) writes nothing at all."""
+    """Never a 5xx; and a refusal by any endpoint but the booking and measurement ones (which keep
+    refused items as clarification cases) writes nothing at all."""
     client = world.clients["owner"]
     seen = set()
 
-    @settings(max_examples=240, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(endpoint=st.sampled_from(sorted(WRITE_ENDPOINTS)), text=hostile_text, instant=hostile_instant)
     def run(endpoint, text, instant):
         method, url, body = WRITE_ENDPOINTS[endpoint]
@@ -564,11 +584,11 @@ def test_hostile_strings_and_instants_on_every_write_endpoint_never_cause_a_5xx(
         if response.status_code >= 400:
             answer = response.json()
             assert answer["code"] in CLIENT_CODES and answer["detail"], answer
-            if endpoint not in ("booking", "bulk"):
+            if endpoint not in ("booking", "bulk", "measurements"):
                 assert fingerprint(world.owner.tenant) == before, (endpoint, text, instant)
         seen.add(endpoint)
 
     run()
     assert seen == set(WRITE_ENDPOINTS)
     assert ledger_violations([world.owner.tenant.pk]) == []
-    figures.add("bad_inputs", 240)
+    figures.add("bad_inputs", 300)

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 import pytest
 from rest_framework.test import APIClient
 
+from allocation.measurements import measurements_ingest
+from allocation.models import AllocationScheme, Measurement
+from allocation.services import scheme_change
 from balance_groups.factories import TenantFactory, UserFactory
 from balance_groups.models import AuditEntry, BalanceGroup
 from balance_groups.services import api_client_create, api_client_revoke, group_close, group_create
@@ -51,6 +54,27 @@ def build_side(code: str, label: str) -> Side:
     payload["energy_wh"] = 5
     with pytest.raises(PeriodClosed):
         book(source="GRID-IMPORT", energy_wh=5, payload=payload)
+    # A scheme whose code only this tenant has (dashboard pages are addressed by code), and values.
+    scheme = scheme_change(
+        tenant=tenant,
+        actor=actor,
+        code=f"{code}-SHARE",
+        name=f"{label} Mieterstrom",
+        method="dynamic",
+        sources=[side.groups["PV-ROOF"]],
+        consumers=[(side.groups["APT-1"], 10000)],
+        surplus_to=side.groups["HOUSE"],
+        residual_from=side.groups["GRID-IMPORT"],
+        effective_from=T0,
+    )
+    measurements_ingest(
+        tenant=tenant,
+        actor=actor,
+        items=[
+            {"group": "PV-ROOF", "start": iso(T0 + 2 * HOUR), "energy_wh": 100},
+            {"group": "APT-1", "start": iso(T0 + 2 * HOUR), "energy_wh": 60},
+        ],
+    )
     run = settlement_run(tenant=tenant, start=T0, end=T0 + 2 * HOUR)
     side.ids = {
         "group": str(side.groups["APT-1"].pk),
@@ -60,6 +84,8 @@ def build_side(code: str, label: str) -> Side:
         "final_booking": str(final.pk),
         "case": str(ClarificationCase.objects.get(tenant=tenant).pk),
         "run": str(run.pk),
+        "scheme": str(scheme.pk),
+        "scheme_code": scheme.code,
     }
     return side
 
@@ -91,6 +117,10 @@ def fingerprint(tenant) -> dict:
         "lines": LedgerLine.objects.filter(tenant=tenant).count(),
         "cases": list(ClarificationCase.objects.filter(tenant=tenant).order_by("pk").values_list("pk", "status")),
         "runs": SettlementRun.objects.filter(tenant=tenant).count(),
+        "schemes": AllocationScheme.objects.filter(tenant=tenant).count(),
+        "measurements": list(
+            Measurement.objects.filter(tenant=tenant).order_by("pk").values_list("pk", "energy_wh", "status")
+        ),
         "audit": AuditEntry.objects.filter(tenant=tenant).count(),
     }
 
