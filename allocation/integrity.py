@@ -7,10 +7,15 @@ when every measurement of that quarter-hour is. Every allocation booking has one
 its one line. Days still waiting for recomputation are skipped, as in settlement's checks.
 """
 
-from django.db.models import F, Q
+import datetime as dt
+import uuid
 
-from allocation.models import AllocationBooking
+from django.db.models import F, Max, Min, Q
+
+from allocation.models import AllocationBooking, DayFlow, DayValue, Measurement
+from core.db import EPOCH_DAY, bucket_sql, epoch_sql
 from core.integrity import MAX_REPORTED, Violation, stream, tenant_sql
+from core.quarters import QUARTER, local_date, local_day_bounds
 from settlement.integrity import DirtyDays
 from transactions.models import Booking, BookingKind
 
@@ -120,4 +125,99 @@ def check_measurement_groups(tenant_ids=None) -> list:
     return violations
 
 
-ALLOCATION_CHECKS = [check_measurement_groups, check_allocation_keys, check_allocation_identities]
+DAY_FLOWS = """
+    SELECT k.tenant_id, k.scheme_id, {day}, k.source_id, k.destination_id, SUM(l.energy_wh),
+           SUM(CASE WHEN l.is_final THEN 0 ELSE 1 END)
+    FROM allocation_allocationbooking k JOIN transactions_ledgerline l ON l.booking_id = k.booking_id
+    WHERE 1 = 1 {tenants}
+    GROUP BY k.tenant_id, k.scheme_id, {day}, k.source_id, k.destination_id
+"""
+
+DAY_VALUES = f"""
+    SELECT v.tenant_id, v.id, {{day}}, m.group_id, SUM(m.energy_wh), SUM(CASE WHEN m.status = 'final' THEN 0 ELSE 1 END)
+    FROM allocation_allocationscheme v
+    JOIN ({PARTICIPANTS}) p ON p.scheme_id = v.id
+    JOIN allocation_measurement m ON m.group_id = p.group_id AND m.quarter_start >= v.effective_from
+         AND (v.effective_until IS NULL OR m.quarter_start < v.effective_until)
+    WHERE 1 = 1 {{tenants}}
+    GROUP BY v.tenant_id, v.id, {{day}}, m.group_id
+"""  # noqa: S608 - constant SQL pieces only
+
+
+def _compare_days(name: str, stored: dict, sql: str, params: list, dirty) -> list:
+    """Stored day totals ``{(scheme, day number, *pair): (Wh, provisional, tenant)}`` against the
+    aggregate ``sql`` yields; a day still waiting for recomputation may differ."""
+    violations = []
+
+    def report(tenant_id, day_number, detail):
+        day_start = local_day_bounds(EPOCH_DAY + dt.timedelta(days=int(day_number)))[0]
+        if not dirty.covers(tenant_id, day_start) and len(violations) < MAX_REPORTED:
+            violations.append(Violation(name, f"{day_start:%Y-%m-%d}: {detail}"))
+
+    for tenant_id, scheme_id, day, *rest in stream(sql, params):
+        *pair, wh, provisional = rest
+        key = (scheme_id, int(day), *pair)
+        have = stored.pop(_normal(key), None)
+        if have is None or (have[0], have[1]) != (int(wh), int(provisional)):
+            report(tenant_id, day, f"{pair} of scheme {scheme_id} sums to {wh} Wh, the day total says {have}")
+    for (scheme_id, day, *pair), (wh, provisional, tenant_id) in stored.items():
+        if wh or provisional:
+            report(tenant_id, day, f"{pair} of scheme {scheme_id}: a day total of {wh} Wh without its entries")
+    return violations
+
+
+def _day_sql(alias: str, rows) -> str | None:
+    """The local day number of ``alias.quarter_start`` over the span ``rows`` cover, or None if empty."""
+    span = rows.aggregate(lo=Min("quarter_start"), hi=Max("quarter_start"))
+    if span["lo"] is None:
+        return None
+    return bucket_sql(epoch_sql(f"{alias}.quarter_start"), "1d", span["lo"], span["hi"] + QUARTER)[0]
+
+
+def _normal(key: tuple) -> tuple:
+    """Ids as UUIDs whatever the backend returns (SQLite's raw rows hold them as hex text)."""
+    scheme, day, *pair = key
+    return (_uuid(scheme), int(day), *(_uuid(part) for part in pair))
+
+
+def _uuid(value) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def check_day_totals(tenant_ids=None) -> list:
+    """The engine's day totals (``DayFlow``, ``DayValue``) equal the sums of what they total."""
+    dirty = DirtyDays(tenant_ids)
+    flows, values = DayFlow.objects.all(), DayValue.objects.all()
+    keys, measurements = AllocationBooking.objects.all(), Measurement.objects.all()
+    if tenant_ids is not None:
+        flows, values = flows.filter(tenant_id__in=tenant_ids), values.filter(tenant_id__in=tenant_ids)
+        keys, measurements = keys.filter(tenant_id__in=tenant_ids), measurements.filter(tenant_id__in=tenant_ids)
+    violations = []
+    stored = {
+        _normal((scheme, _day_number(day), source, destination)): (wh, provisional, tenant)
+        for tenant, scheme, day, source, destination, wh, provisional in flows.values_list(
+            "tenant_id", "scheme_id", "day_start", "source_id", "destination_id", "energy_wh", "provisional"
+        )
+    }
+    day = _day_sql("k", keys)
+    tenants, params = tenant_sql("k", tenant_ids)
+    sql = DAY_FLOWS.format(day=day, tenants=tenants) if day else "SELECT 1 WHERE 1 = 0"
+    violations += _compare_days("allocation_day_flow", stored, sql, params if day else [], dirty)
+    stored = {
+        _normal((scheme, _day_number(day_start), group)): (wh, provisional, tenant)
+        for tenant, scheme, day_start, group, wh, provisional in values.values_list(
+            "tenant_id", "scheme_id", "day_start", "group_id", "energy_wh", "provisional"
+        )
+    }
+    day = _day_sql("m", measurements)
+    tenants, params = tenant_sql("v", tenant_ids)
+    sql = DAY_VALUES.format(day=day, tenants=tenants) if day else "SELECT 1 WHERE 1 = 0"
+    violations += _compare_days("allocation_day_value", stored, sql, params if day else [], dirty)
+    return violations
+
+
+def _day_number(day_start) -> int:
+    return (local_date(day_start) - EPOCH_DAY).days
+
+
+ALLOCATION_CHECKS = [check_measurement_groups, check_allocation_keys, check_allocation_identities, check_day_totals]

@@ -190,3 +190,70 @@ class AllocationBooking(models.Model):
 
     def __str__(self):
         return f"{self.quarter_start:%Y-%m-%d %H:%M}Z {self.source_id} -> {self.destination_id}"
+
+
+class DayFlow(models.Model):
+    """The current allocation bookings of one scheme version, local day and pair, summed.
+
+    Written by the engine with the day's allocation (same transaction); the reads of days, weeks,
+    months and statements add these up instead of every quarter-hour's booking.
+    """
+
+    tenant = models.ForeignKey(
+        "balance_groups.Tenant", on_delete=models.DO_NOTHING, related_name="+", db_index=False, db_constraint=False
+    )
+    scheme = models.ForeignKey(
+        AllocationScheme, on_delete=models.DO_NOTHING, related_name="+", db_index=False, db_constraint=False
+    )
+    day_start = models.DateTimeField()
+    source = models.ForeignKey(
+        "balance_groups.BalanceGroup",
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    destination = models.ForeignKey(
+        "balance_groups.BalanceGroup",
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    energy_wh = models.BigIntegerField()
+    provisional = models.IntegerField(help_text="How many of the summed bookings are provisional.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scheme", "day_start", "source", "destination"], name="day_flow_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.day_start:%Y-%m-%d} {self.source_id} -> {self.destination_id}: {self.energy_wh} Wh"
+
+
+class DayValue(models.Model):
+    """The measurements of one participant in the quarter-hours of a scheme version's local day, summed."""
+
+    tenant = models.ForeignKey(
+        "balance_groups.Tenant", on_delete=models.DO_NOTHING, related_name="+", db_index=False, db_constraint=False
+    )
+    scheme = models.ForeignKey(
+        AllocationScheme, on_delete=models.DO_NOTHING, related_name="+", db_index=False, db_constraint=False
+    )
+    day_start = models.DateTimeField()
+    group = models.ForeignKey(
+        "balance_groups.BalanceGroup",
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    energy_wh = models.BigIntegerField()
+    provisional = models.IntegerField(help_text="How many of the summed values are provisional.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scheme", "day_start", "group"], name="day_value_unique")]
+
+    def __str__(self):
+        return f"{self.day_start:%Y-%m-%d} {self.group_id}: {self.energy_wh} Wh"

@@ -11,12 +11,12 @@ from collections import defaultdict
 from django.db import connection
 from django.db.models import Prefetch, Q
 
-from allocation.models import AllocationScheme, Measurement, SchemeConsumer, SchemeSource
+from allocation.models import AllocationScheme, DayFlow, DayValue, Measurement, SchemeConsumer, SchemeSource
 from balance_groups.models import BalanceGroup
 from balance_groups.selectors import group_get
-from core.db import bucket_sql, epoch_sql, in_list, in_params, sql_values
+from core.db import EPOCH_DAY, bucket_sql, epoch_sql, in_list, in_params, sql_values
 from core.errors import NotFound
-from core.quarters import QUARTER_SECONDS, buckets, require_aligned, require_window, to_epoch
+from core.quarters import QUARTER_SECONDS, bucket_start, buckets, local_date, require_aligned, require_window, to_epoch
 from core.status import Status
 from settlement.selectors import stale_days
 
@@ -134,8 +134,29 @@ def _window_params(start, end) -> dict:
     return {"lo": sql_values(field, [start])[0], "hi": sql_values(field, [end])[0]}
 
 
-def _measured(group_ids, start, end, resolution) -> dict:
-    """``{(bucket, group_id): (Wh, quarter-hours, provisional ones)}`` of the groups' measurements."""
+def _by_day(start: dt.datetime, end: dt.datetime, resolution: str) -> bool:
+    """Whether the window is read in whole local days, which the engine's day totals serve."""
+    return resolution == "1d" and bucket_start(start, "1d") == start and bucket_start(end, "1d") == end
+
+
+def _day_number(day_start: dt.datetime) -> int:
+    """The ``1d`` bucket number of ``core.db.bucket_sql`` for a local day's start."""
+    return (local_date(day_start) - EPOCH_DAY).days
+
+
+def _measured(group_ids, version_ids, start, end, resolution) -> dict:
+    """``{(bucket, group_id): (Wh, quarter-hours, provisional ones)}`` of the groups' measurements
+    (whole days from the engine's ``DayValue`` of the versions, else from the measurements)."""
+    if _by_day(start, end, resolution):
+        found = defaultdict(lambda: [0, 0, 0])
+        rows = DayValue.objects.filter(
+            scheme_id__in=version_ids, group_id__in=group_ids, day_start__gte=start, day_start__lt=end
+        ).values_list("day_start", "group_id", "energy_wh", "provisional")
+        for day, group_id, wh, provisional in rows:
+            total = found[(_day_number(day), group_id)]
+            total[0] += wh
+            total[2] += provisional
+        return {key: tuple(total) for key, total in found.items()}
     bucket, _ = bucket_sql(epoch_sql("quarter_start"), resolution, start, end)
     rows = _run(
         f"SELECT {bucket}, group_id, SUM(energy_wh), COUNT(*), "  # noqa: S608
@@ -148,7 +169,20 @@ def _measured(group_ids, start, end, resolution) -> dict:
 
 
 def _flows(version_ids, start, end, resolution, *, destination=None) -> dict:
-    """``{(bucket, source_id, destination_id): (Wh, provisional lines)}`` of the versions' allocations."""
+    """``{(bucket, source_id, destination_id): (Wh, provisional lines)}`` of the versions' allocations
+    (whole days from the engine's ``DayFlow``, else from the allocation bookings)."""
+    if _by_day(start, end, resolution):
+        days = DayFlow.objects.filter(scheme_id__in=version_ids, day_start__gte=start, day_start__lt=end)
+        if destination is not None:
+            days = days.filter(destination_id=destination)
+        found = defaultdict(lambda: [0, 0])
+        for day, source, target, wh, provisional in days.values_list(
+            "day_start", "source_id", "destination_id", "energy_wh", "provisional"
+        ):
+            total = found[(_day_number(day), source, target)]
+            total[0] += wh
+            total[1] += provisional
+        return {key: tuple(total) for key, total in found.items()}
     bucket, _ = bucket_sql(epoch_sql("k.quarter_start"), resolution, start, end)
     params = {
         **in_params("v", sql_values(AllocationScheme._meta.pk, version_ids)),
@@ -214,8 +248,11 @@ def scheme_allocation(*, scheme: AllocationScheme, start, end, resolution: str =
     consumers = _ordered_union([p.group for p in v.consumers.all()] for v in versions)
     source_ids, consumer_ids = {g.pk for g in sources}, {g.pk for g in consumers}
     gaps, provisional = _gap_counts(spans, intervals), [0] * len(intervals)
-    measured = _measured([g.pk for g in (*sources, *consumers)], start, end, resolution) if versions else {}
-    flows = _flows([v.pk for v in versions], start, end, resolution) if versions else {}
+    version_ids = [v.pk for v in versions]
+    measured = (
+        _measured([g.pk for g in (*sources, *consumers)], version_ids, start, end, resolution) if versions else {}
+    )
+    flows = _flows(version_ids, start, end, resolution) if versions else {}
 
     generation = defaultdict(int)
     consumption = defaultdict(int)
@@ -328,7 +365,8 @@ def consumer_allocation(*, group: BalanceGroup, start, end, resolution: str = "1
     rows = [{"start": lo, "end": hi, "consumption_wh": 0, "local_wh": 0, "residual_wh": 0} for lo, hi in intervals]
     open_ = [0] * len(rows)
     gaps = _gap_counts(_quarters_in_force(versions, start, end), intervals)
-    for (bucket, _), (wh, _, provisional) in _measured([group.pk], start, end, resolution).items():
+    measured = _measured([group.pk], [v.pk for v in versions], start, end, resolution)
+    for (bucket, _), (wh, _, provisional) in measured.items():
         rows[index_of(bucket)]["consumption_wh"] += wh
         open_[index_of(bucket)] += provisional
     for (bucket, source, _), (wh, provisional) in _flows(

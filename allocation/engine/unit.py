@@ -87,6 +87,22 @@ def wanted_flows(version: AllocationScheme, quarters: range, values: dict, wante
                 wanted[(scheme_id, epoch, residual_from, consumer)] = (residual, final)
 
 
+def day_values(versions, u0: dt.datetime, u1: dt.datetime, values: dict) -> dict:
+    """``{(version, group): (Wh, provisional values)}`` of each participant in the version's quarter-hours."""
+    totals = {}
+    for version in versions:
+        quarters = version_quarters(version, u0, u1)
+        for participant in (*version.sources.all(), *version.consumers.all()):
+            wh = provisional = 0
+            for epoch in quarters:
+                reading = values.get((participant.group_id, epoch))
+                if reading is not None:
+                    wh += reading[0]
+                    provisional += not reading[1]
+            totals[(version.pk, participant.group_id)] = (wh, provisional)
+    return totals
+
+
 def stored_flows(version_ids, u0: dt.datetime, u1: dt.datetime) -> dict:
     """``{key: (booking_id, Wh, final)}`` of the current allocation bookings of the versions' day."""
     rows = (
@@ -114,8 +130,14 @@ def allocate_unit(*, tenant_id, u0: dt.datetime, u1: dt.datetime, now: dt.dateti
     gaps: set = set()
     for version in versions:
         wanted_flows(version, version_quarters(version, u0, u1), values, wanted, gaps)
-    changes = diff(wanted, stored_flows([v.pk for v in versions], u0, u1), gaps)
+    version_ids = [v.pk for v in versions]
+    changes = diff(wanted, stored_flows(version_ids, u0, u1), gaps)
     writers.apply(tenant_id=tenant_id, changes=changes, names={v.pk: f"Allocation {v.code}" for v in versions}, now=now)
+    if not changes.empty:
+        writers.refresh_day_flows(version_ids=version_ids, u0=u0, u1=u1)
+    writers.replace_day_values(
+        tenant_id=tenant_id, version_ids=version_ids, u0=u0, totals=day_values(versions, u0, u1, values)
+    )
     stats.created, stats.updated = changes.created, changes.replaced
     stats.finalized, stats.deleted = len(changes.finalize), changes.deleted
     return stats

@@ -6,9 +6,11 @@ allocation booking is one quarter-hour, so it has exactly one line.
 
 import datetime as dt
 
-from allocation.models import AllocationBooking
+from django.db import connection
+
+from allocation.models import AllocationBooking, DayFlow, DayValue
 from balance_groups.audit import actor_label
-from core.db import TableRows, chunks, uuid4_texts
+from core.db import TableRows, chunks, in_list, in_params, sql_values, uuid4_texts
 from core.quarters import QUARTER_SECONDS
 from transactions.models import Booking, BookingKind, BookingStatus, LedgerLine
 from transactions.writers import LedgerRows
@@ -83,3 +85,35 @@ def _reverse(booking_ids: list, rows: LedgerRows) -> None:
                 reverses_id=pk,
             )
         AllocationBooking.objects.filter(booking_id__in=chunk).delete()
+
+
+DAY_FLOWS_SQL = """
+INSERT INTO allocation_dayflow (tenant_id, scheme_id, day_start, source_id, destination_id, energy_wh, provisional)
+SELECT k.tenant_id, k.scheme_id, %(day)s, k.source_id, k.destination_id, SUM(l.energy_wh),
+       SUM(CASE WHEN l.is_final THEN 0 ELSE 1 END)
+FROM allocation_allocationbooking k JOIN transactions_ledgerline l ON l.booking_id = k.booking_id
+WHERE k.scheme_id IN ({versions}) AND k.quarter_start >= %(day)s AND k.quarter_start < %(end)s
+GROUP BY k.tenant_id, k.scheme_id, k.source_id, k.destination_id
+"""
+
+
+def refresh_day_flows(*, version_ids: list, u0: dt.datetime, u1: dt.datetime) -> None:
+    """Sum the day's current allocation bookings per version and pair anew (``DayFlow``)."""
+    DayFlow.objects.filter(scheme_id__in=version_ids, day_start=u0).delete()
+    field = AllocationBooking._meta.get_field("quarter_start")
+    params = {
+        **in_params("v", sql_values(DayFlow._meta.get_field("scheme"), version_ids)),
+        "day": sql_values(field, [u0])[0],
+        "end": sql_values(field, [u1])[0],
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(DAY_FLOWS_SQL.format(versions=in_list("v", len(version_ids))), params)
+
+
+def replace_day_values(*, tenant_id, version_ids: list, u0: dt.datetime, totals: dict) -> None:
+    """Store the day's measured sums per version and participant: ``{(version, group): (Wh, provisional)}``."""
+    DayValue.objects.filter(scheme_id__in=version_ids, day_start=u0).delete()
+    DayValue.objects.bulk_create(
+        DayValue(tenant_id=tenant_id, scheme_id=version, day_start=u0, group_id=group, energy_wh=wh, provisional=open_)
+        for (version, group), (wh, open_) in totals.items()
+    )

@@ -5,21 +5,32 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('allocation', '0003_lean_allocation_keys'),
-        ('balance_groups', '0004_metering_point'),
+        ("allocation", "0003_lean_allocation_keys"),
+        ("balance_groups", "0004_metering_point"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='measurement',
-            name='group',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='measurements', to='balance_groups.balancegroup'),
+            model_name="measurement",
+            name="group",
+            field=models.ForeignKey(
+                db_constraint=False,
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="measurements",
+                to="balance_groups.balancegroup",
+            ),
         ),
         migrations.AlterField(
-            model_name='measurement',
-            name='tenant',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='balance_groups.tenant'),
+            model_name="measurement",
+            name="tenant",
+            field=models.ForeignKey(
+                db_constraint=False,
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="balance_groups.tenant",
+            ),
         ),
     ]

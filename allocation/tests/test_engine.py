@@ -7,7 +7,7 @@ import pytest
 from allocation.models import AllocationBooking
 from allocation.selectors import consumer_allocation
 from core.integrity import ledger_violations
-from core.quarters import local_day_bounds
+from core.quarters import local_date, local_day_bounds
 from core.testing import T0
 from transactions.models import Booking, BookingKind, LedgerLine
 
@@ -129,3 +129,26 @@ def test_check_ledger_catches_a_measurement_of_a_group_of_another_tenant(site, m
     foreign = GroupFactory(tenant=other_tenant, code="FREMD", kind="consumer")
     Measurement.objects.update(group=foreign)
     assert [v.check for v in ledger_violations()] == ["measurement_group"]
+
+
+def test_day_totals_follow_the_allocation_and_check_ledger_watches_them(site, make_scheme, measure):
+    from allocation.models import DayFlow, DayValue
+
+    make_scheme("dynamic", sources=[site.pv])
+    measure({site.pv: [100, 100], site.apt1: [60, 60], site.apt2: [40, 40]})
+    day = local_day_bounds(local_date(T0))[0]
+    flows = {
+        (f.source.code, f.destination.code): (f.energy_wh, f.provisional)
+        for f in DayFlow.objects.select_related("source", "destination")
+    }
+    assert flows == {("PV", "APT-1"): (120, 2), ("PV", "APT-2"): (80, 2)}
+    assert {v.group.code: v.energy_wh for v in DayValue.objects.filter(day_start=day).select_related("group")} == {
+        "PV": 200,
+        "APT-1": 120,
+        "APT-2": 80,
+    }
+    measure({site.apt1: [80]}, status="final")  # replaced: 100 by 80:40 -> 67/33, the day totals follow
+    assert DayFlow.objects.get(source=site.pv, destination=site.apt1).energy_wh == 67 + 60
+    assert not list(ledger_violations())
+    DayFlow.objects.filter(destination=site.apt1).update(energy_wh=1)
+    assert {v.check for v in ledger_violations()} == {"allocation_day_flow"}
