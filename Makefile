@@ -57,6 +57,7 @@ beat: $(VENV)/.installed
 
 # The benchmark (bench/): its own PostgreSQL database (created if missing, emptied each run),
 # gunicorn with 2 workers on BENCH_PORT, results in bench/results.json. Redis must be reachable.
+# Both presets include the allocation site (full: 1 PV + 1 battery + 200 consumers x 31 days).
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/bkm_bench
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/4
 BENCH_PORT ?= 8301

@@ -18,9 +18,18 @@ REQUIRED_KEYS = (
     "dashboard_p50_ms",
     "peak_rss_mib",
     "bytes_per_line",
+    "alloc_ingest_values_per_s",
+    "alloc_seconds",
+    "alloc_bookings_per_s",
+    "alloc_sql_baseline_rows_per_s",
+    "alloc_ratio",
+    "alloc_peak_rss_mib",
     "groups",
     "days",
     "values",
+    "alloc_consumers",
+    "alloc_days",
+    "alloc_values",
     "machine",
 )
 
@@ -33,6 +42,9 @@ TARGETS = (
     ("dashboard_p50_ms", "<=", 300),
     ("peak_rss_mib", "<=", 1024),
     ("bytes_per_line", "<=", 100),
+    ("alloc_ingest_values_per_s", ">=", 50_000),
+    ("alloc_seconds", "<=", 30),
+    ("alloc_peak_rss_mib", "<=", 1024),
 )
 
 
@@ -81,6 +93,10 @@ def finalize_results(results: dict) -> dict:
         ratio(results.get("ingest_values_per_s"), results.get("ingest_copy_baseline_rows_per_s"))
     )
     results["settle_ratio"] = _rounded(ratio(results.get("settle_seconds"), results.get("settle_sql_baseline_seconds")))
+    # Ours against the baseline, in rows written per second: above 1 is faster than plain SQL.
+    results["alloc_ratio"] = _rounded(
+        ratio(results.get("alloc_bookings_per_s"), results.get("alloc_sql_baseline_rows_per_s"))
+    )
     missing = [key for key in REQUIRED_KEYS if key not in results]
     if missing:
         raise ValueError(f"results lack required key(s): {', '.join(missing)}")
@@ -154,6 +170,22 @@ def format_table(results: dict) -> str:
         ),
         ("peak RSS", _fmt(results.get("peak_rss_mib"), "MiB"), "<= 1024 MiB", verdict("peak_rss_mib")),
         ("bytes per ledger line", _fmt(results.get("bytes_per_line"), "B"), "<= 100 B", verdict("bytes_per_line")),
+        (
+            "measurement ingest via API",
+            _fmt(results.get("alloc_ingest_values_per_s"), "values/s"),
+            ">= 50,000",
+            verdict("alloc_ingest_values_per_s"),
+        ),
+        ("allocation of the window", _fmt(results.get("alloc_seconds"), "s"), "<= 30 s", verdict("alloc_seconds")),
+        ("allocation bookings/s", _fmt(results.get("alloc_bookings_per_s"), "bookings/s"), "", ""),
+        ("SQL split baseline", _fmt(results.get("alloc_sql_baseline_rows_per_s"), "rows/s"), "", ""),
+        ("allocation ratio (ours / SQL)", _fmt(results.get("alloc_ratio")), "", ""),
+        (
+            "allocation peak RSS",
+            _fmt(results.get("alloc_peak_rss_mib"), "MiB"),
+            "<= 1024 MiB",
+            verdict("alloc_peak_rss_mib"),
+        ),
     ]
     machine = results.get("machine") or {}
     header = (
@@ -161,8 +193,15 @@ def format_table(results: dict) -> str:
         f"{_fmt(results.get('values'))} values; {machine.get('cores', '?')} cores, "
         f"{_fmt(machine.get('memory_mib'), 'MiB')}, PostgreSQL {machine.get('postgresql', '?')}"
     )
+    if machine.get("load_average"):
+        header += f"; load average {' '.join(str(load) for load in machine['load_average'])} at the start"
+    site = (
+        f"allocation site: {results.get('alloc_sources', '?')} sources + {results.get('alloc_consumers')} consumers "
+        f"x {results.get('alloc_days')} days = {_fmt(results.get('alloc_values'))} measurements, "
+        f"{_fmt(results.get('alloc_bookings'))} allocation bookings"
+    )
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = [header, ""]
+    lines = [header, site, ""]
     for row in rows:
         lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
     for note in results.get("notes", []):

@@ -1,7 +1,8 @@
-"""The benchmark run: set up, ingest over HTTP, settle, read, measure, write ``results.json``.
+"""The benchmark run: set up, ingest over HTTP, settle, read, allocate, measure, write ``results.json``.
 
-Run it with ``make bench`` (the full default: 1,000 groups x 31 days) or
-``python -m bench --preset quick``. It needs PostgreSQL; its default database is ``bkm_bench``.
+Run it with ``make bench`` (the full default: 1,000 groups x 31 days, and a site of 1 PV, 1 battery
+and 200 consumers over 31 days) or ``python -m bench --preset quick``. It needs PostgreSQL; its
+default database is ``bkm_bench``.
 """
 
 import argparse
@@ -12,6 +13,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.allocation_steps import (
+    BASELINE_TABLE,
+    allocate_month,
+    allocation_sql_baseline,
+    analyze_measurements,
+    create_allocation_site,
+    create_scheme,
+    write_measurement_batches,
+)
+from bench.allocation_workload import METHOD as ALLOC_METHOD
 from bench.steps import (
     AGGREGATE_TABLE,
     COPY_TABLE,
@@ -31,15 +42,22 @@ DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/bkm_bench"
 DEFAULT_OUT = BENCH_DIR / "results.json"
 DEFAULT_PORT = 8301
 BATCH_SIZE = 50_000
+ALLOC_BATCH_SIZE = 100_000  # the most one measurements/bulk request takes
 READ_REQUESTS = 50
 ACTOR = "system:bench"
 SETTLE_MODE = (
     "settlement: no Celery worker runs during the bench; the tasks ingestion enqueues are purged and "
     "settlement_run is called once, explicitly, for the whole window (that call is what is timed)"
 )
+ALLOC_MODE = (
+    "allocation: measurements posted with no scheme yet (ingest alone); then the scheme's first version "
+    "from the window's start, and settlement_dirty_process for that tenant in a fresh process (as a worker "
+    "runs it; allocation then settlement of every announced day) is what is timed, with that process's peak RSS"
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
+    from bench.allocation_workload import PRESETS as ALLOCATION_PRESETS
     from bench.workload import PRESETS
 
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
@@ -51,6 +69,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=2, help="concurrent bulk posters (one per gunicorn worker)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--read-requests", type=int, default=READ_REQUESTS)
+    parser.add_argument("--alloc-consumers", type=int, help="consumers of the allocation site (overrides the preset)")
+    parser.add_argument("--alloc-days", type=int, help="days of the allocation site (overrides the preset)")
+    parser.add_argument("--alloc-batch-size", type=int, default=ALLOC_BATCH_SIZE, help="measurements per bulk request")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="where to write the results JSON")
     parser.add_argument("--setup", action="store_true", help="create the database if missing and migrate it")
     parser.add_argument(
@@ -62,6 +83,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     groups, days = PRESETS[args.preset]
     args.groups = args.groups or groups
     args.days = args.days or days
+    consumers, alloc_days = ALLOCATION_PRESETS[args.preset]
+    args.alloc_consumers = args.alloc_consumers or consumers
+    args.alloc_days = args.alloc_days or alloc_days
     return args
 
 
@@ -86,6 +110,9 @@ def main(argv=None) -> int:
         clients=args.clients,
         port=args.port,
         read_requests=args.read_requests,
+        alloc_consumers=args.alloc_consumers,
+        alloc_days=args.alloc_days,
+        alloc_batch_size=args.alloc_batch_size,
         reset=args.reset,
         out=args.out,
     )
@@ -126,6 +153,9 @@ def run(
     clients: int = 2,
     port: int = DEFAULT_PORT,
     read_requests: int = READ_REQUESTS,
+    alloc_consumers: int,
+    alloc_days: int,
+    alloc_batch_size: int = ALLOC_BATCH_SIZE,
     reset: bool = False,
     out: str | Path | None = DEFAULT_OUT,
     quiet: bool = False,
@@ -134,6 +164,7 @@ def run(
     from django.core.management import call_command
     from django.db import connection
 
+    from bench.allocation_workload import build_allocation_workload
     from bench.results import finalize_results, write_results
     from bench.server import AppServer, database_url, own_peak_rss_mib
     from bench.workload import build_workload
@@ -144,6 +175,7 @@ def run(
     began = time.perf_counter()
     prepare_database(reset=reset)
     workload = build_workload(groups=groups, days=days, seed=seed)
+    site_workload = build_allocation_workload(consumers=alloc_consumers, days=alloc_days, seed=seed)
     results: dict = {
         "groups": len(workload.groups),
         "days": days,
@@ -152,6 +184,12 @@ def run(
         "batch_size": batch_size,
         "clients": clients,
         "window": {"start": workload.start.isoformat(), "end": workload.end.isoformat()},
+        "alloc_sources": len(site_workload.sources),
+        "alloc_consumers": len(site_workload.consumers),
+        "alloc_days": alloc_days,
+        "alloc_values": site_workload.value_count,
+        "alloc_batch_size": alloc_batch_size,
+        "alloc_method": ALLOC_METHOD,
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine_info(),
         "notes": [],
@@ -162,6 +200,11 @@ def run(
     site = create_site(workload)
     results["setup_seconds"] = round(time.perf_counter() - started, 2)
     say(f"groups and rules created in {results['setup_seconds']} s")
+    alloc_site = create_allocation_site(site_workload, actor=ACTOR)
+    say(
+        f"allocation site: {len(site_workload.sources)} sources, {len(site_workload.consumers)} consumers, "
+        f"{site_workload.value_count:,} measurements"
+    )
 
     with tempfile.TemporaryDirectory(prefix="bkm-bench-") as scratch:
         scratch = Path(scratch)
@@ -169,6 +212,7 @@ def run(
         batch_files, copy_file = write_inputs(workload, site, scratch, batch_size)
         results["prepare_seconds"] = round(time.perf_counter() - started, 2)
         say(f"{len(batch_files)} request bodies and the COPY input written in {results['prepare_seconds']} s")
+        measurement_files = write_measurement_batches(site_workload, scratch, alloc_batch_size)
 
         # The app serves its pages with hashed static names (whitenoise manifest), as in production.
         call_command("collectstatic", interactive=False, verbosity=0)
@@ -195,12 +239,41 @@ def run(
             purge_queue()
             results.update(reads(server, site, workload, read_requests))
             say(f"reads: balance p50 {results['balance_p50_ms']} ms, dashboard p50 {results['dashboard_p50_ms']} ms")
+            results.update(storage())  # the ledger of the bookings above, before allocation adds to it
+            say(f"ingesting {site_workload.value_count:,} measurements of the allocation site (no scheme yet)")
+            results.update(
+                ingest(
+                    server,
+                    alloc_site,
+                    measurement_files,
+                    clients=clients,
+                    say=say,
+                    resource="measurements",
+                    prefix="alloc_ingest",
+                )
+            )
+            purge_queue()
+            say(
+                f"measurement ingest: {results['alloc_ingest_values_per_s']:,.0f} values/s "
+                f"({results['alloc_ingest_seconds']} s, rejected {results['alloc_ingest_rejected']})"
+            )
             results.update(server.peak_rss())
         finally:
             server.stop()
             purge_queue()
 
-    results.update(storage())
+    analyze_measurements()
+    create_scheme(alloc_site, site_workload, actor=ACTOR)
+    purge_queue()
+    results.update(allocation_sql_baseline(alloc_site, site_workload))
+    say(f"SQL split baseline: {results['alloc_sql_baseline_rows']:,} rows in {results['alloc_sql_baseline_seconds']} s")
+    say("allocating the month (settlement_dirty_process in a fresh process)")
+    results.update(allocate_month(alloc_site, site_workload, database_url(connection.settings_dict)))
+    say(
+        f"allocation: {results['alloc_bookings']:,} bookings in {results['alloc_seconds']} s "
+        f"({results['alloc_bookings_per_s']:,.0f}/s), peak RSS {results['alloc_peak_rss_mib']} MiB"
+    )
+
     say(f"{results['ledger_lines']:,} ledger lines, {results['bytes_per_line']} bytes per line; running check_ledger")
     started = time.perf_counter()
     results["check_ledger"] = check_ledger()
@@ -222,7 +295,15 @@ def run(
         "peak_rss_mib is the larger of the app's total (gunicorn master + workers, peak RSS each) "
         "and the bench process (which runs the settlement)"
     )
+    results["notes"].append(ALLOC_MODE)
+    results["notes"].append(
+        f"measurement ingest: {clients} concurrent poster(s), {alloc_batch_size:,} measurements per request, "
+        "groups referenced by metering point; ANALYZE of the measurements afterwards (not timed); the SQL split "
+        "baseline computes floor(G*c/sum c) per quarter-hour, source and consumer with residual and surplus rows "
+        "into a bare table (no largest remainder, no ledger), before the allocation runs"
+    )
     results["duration_seconds"] = round(time.perf_counter() - began, 1)
+    results["load_average_end"] = [round(load, 2) for load in os.getloadavg()]
     results = finalize_results(results)
     if out:
         write_results(results, out)
@@ -244,13 +325,13 @@ def prepare_database(*, reset: bool) -> None:
         tables = [
             table
             for table in connection.introspection.django_table_names(only_existing=True, include_views=False)
-            if table.split("_", 1)[0] in ("balance", "transactions", "settlement")
+            if table.split("_", 1)[0] in ("balance", "transactions", "settlement", "allocation")
         ]
         tables.append("django_session")
         with connection.cursor() as cursor:
             cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
     with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {COPY_TABLE}, {AGGREGATE_TABLE}")
+        cursor.execute(f"DROP TABLE IF EXISTS {COPY_TABLE}, {AGGREGATE_TABLE}, {BASELINE_TABLE}")
     if LedgerLine.objects.exists():
         raise SystemExit("the ledger is not empty; run on a fresh bench database or pass --reset")
 
@@ -358,6 +439,8 @@ def machine_info() -> dict:
         "postgresql": version,
         "shared_buffers": shared_buffers,
         "python": sys.version.split()[0],
+        # Other work on the machine skews every figure: the load when the run began.
+        "load_average": [round(load, 2) for load in os.getloadavg()],
     }
 
 

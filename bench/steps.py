@@ -19,20 +19,23 @@ class Site:
         self.session_cookie = session_cookie
 
 
-def bulk_path(client) -> str:
+def bulk_path(client, resource: str = "bookings") -> str:
     """The bulk endpoint's path as the app routes it (API.md names it without a trailing slash)."""
-    for path in ("/api/v1/bookings/bulk", "/api/v1/bookings/bulk/"):
-        status, _ = client.request("POST", path, b'{"bookings": []}')
+    for path in (f"/api/v1/{resource}/bulk", f"/api/v1/{resource}/bulk/"):
+        status, _ = client.request("POST", path, f'{{"{resource}": []}}'.encode())
         if status != 404:
             return path
-    raise RuntimeError("the bulk endpoint POST /api/v1/bookings/bulk is not served")
+    raise RuntimeError(f"the bulk endpoint POST /api/v1/{resource}/bulk is not served")
 
 
-def ingest(server, site: Site, batch_files: list[Path], *, clients: int, say) -> dict:
+def ingest(
+    server, site: Site, batch_files: list[Path], *, clients: int, say, resource: str = "bookings", prefix="ingest"
+) -> dict:
+    """Post the request bodies to ``/api/v1/{resource}/bulk``; figures named ``{prefix}_...``."""
     from bench.server import HttpClient
 
     headers = {"Authorization": f"Token {site.token}"}
-    path = bulk_path(HttpClient(server.port, headers))
+    path = bulk_path(HttpClient(server.port, headers), resource)
     totals = {"created": 0, "replaced": 0, "unchanged": 0, "rejected": 0}
     first_rejections: list = []
     failures: list[str] = []
@@ -79,18 +82,19 @@ def ingest(server, site: Site, batch_files: list[Path], *, clients: int, say) ->
     if failures:
         raise RuntimeError(f"bulk ingestion failed: {failures[0]}\n{server.log_tail()}")
     values = totals["created"] + totals["replaced"] + totals["unchanged"] + totals["rejected"]
-    return {
-        "ingest_seconds": round(seconds, 2),
-        "ingest_values_per_s": round(values / seconds, 1),
-        "ingest_created": totals["created"],
-        "ingest_replaced": totals["replaced"],
-        "ingest_unchanged": totals["unchanged"],
-        "ingest_rejected": totals["rejected"],
-        "ingest_rejected_examples": first_rejections,
-        "ingest_batches": len(batch_files),
-        "ingest_batch_seconds_max": round(max(durations, default=0), 2),
-        "ingest_batch_seconds_min": round(min(durations, default=0), 2),
+    figures = {
+        "seconds": round(seconds, 2),
+        "values_per_s": round(values / seconds, 1),
+        "created": totals["created"],
+        "replaced": totals["replaced"],
+        "unchanged": totals["unchanged"],
+        "rejected": totals["rejected"],
+        "rejected_examples": first_rejections,
+        "batches": len(batch_files),
+        "batch_seconds_max": round(max(durations, default=0), 2),
+        "batch_seconds_min": round(min(durations, default=0), 2),
     }
+    return {f"{prefix}_{name}": value for name, value in figures.items()}
 
 
 def copy_baseline(copy_file: Path) -> dict:

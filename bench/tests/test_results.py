@@ -17,10 +17,20 @@ def figures(**overrides) -> dict:
         "dashboard_p95_ms": 150.0,
         "peak_rss_mib": 400.0,
         "bytes_per_line": 120.5,
+        "alloc_ingest_values_per_s": 80_000.0,
+        "alloc_seconds": 40.0,
+        "alloc_bookings": 760_000,
+        "alloc_bookings_per_s": 19_000.0,
+        "alloc_sql_baseline_rows_per_s": 950_000.0,
+        "alloc_peak_rss_mib": 300.0,
+        "alloc_sources": 2,
+        "alloc_consumers": 200,
+        "alloc_days": 31,
+        "alloc_values": 601_152,
         "groups": 1000,
         "days": 31,
         "values": 2_848_032,
-        "machine": {"cores": 2, "memory_mib": 24105, "postgresql": "15.20"},
+        "machine": {"cores": 2, "memory_mib": 24105, "postgresql": "15.20", "load_average": [1.5, 0.8, 0.4]},
         "notes": ["settled explicitly"],
     }
     base.update(overrides)
@@ -55,6 +65,10 @@ def test_finalize_computes_ratios_and_targets():
     assert targets["ingest_values_per_s"]["met"] is True
     assert targets["settle_ratio"]["met"] is True
     assert targets["bytes_per_line"]["met"] is False
+    assert results["alloc_ratio"] == 0.02
+    assert targets["alloc_ingest_values_per_s"]["met"] is True
+    assert targets["alloc_seconds"] == {"target": "<= 30", "value": 40.0, "met": False}
+    assert targets["alloc_peak_rss_mib"]["met"] is True
     assert set(REQUIRED_KEYS) <= set(results)
 
 
@@ -93,10 +107,15 @@ def test_write_results_keeps_old_file_on_failure(tmp_path):
 def test_table_shows_figures_and_verdicts():
     table = format_table(finalize_results(figures()))
     assert "1000 groups x 31 days = 2,848,032 values" in table
-    assert "PostgreSQL 15.20" in table
+    assert "PostgreSQL 15.20; load average 1.5 0.8 0.4 at the start" in table
     assert "60,000 values/s" in table
     ingest_line = next(line for line in table.splitlines() if line.startswith("ingest ratio"))
     assert ingest_line.endswith("MISSED")
     settle_line = next(line for line in table.splitlines() if line.startswith("settle ratio"))
     assert settle_line.endswith("ok")
     assert "note: settled explicitly" in table
+    assert "allocation site: 2 sources + 200 consumers x 31 days = 601,152 measurements, 760,000" in table
+    allocation_line = next(line for line in table.splitlines() if line.startswith("allocation of the window"))
+    assert "40.00 s" in allocation_line and allocation_line.endswith("MISSED")
+    ratio_line = next(line for line in table.splitlines() if line.startswith("allocation ratio"))
+    assert ratio_line.split()[-1] == "0.020"
