@@ -4,7 +4,6 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from dashboard.views import bookings, clarifications, csv_upload, groups, imbalances, overview, runs, schemes
-from dashboard.views.measurement_upload import measurement_upload
 
 pages = [
     path("", overview.overview, name="overview"),
@@ -22,7 +21,7 @@ pages = [
     path("imbalances/", imbalances.imbalances, name="imbalances"),
     path("settlement/runs/", runs.settlement_runs, name="runs"),
     path("import/", csv_upload.csv_upload, name="csv-upload"),
-    path("measurements/import/", measurement_upload, name="measurement-upload"),
+    path("measurements/import/", csv_upload.measurement_upload, name="measurement-upload"),
     path("schemes/", schemes.scheme_index, name="schemes"),
     path("schemes/new/", schemes.scheme_create, name="scheme-create"),
     # A scheme's code may hold a slash (the API allows it): the path converter keeps it whole.

@@ -1,22 +1,22 @@
-"""CSV import with a preview (dry run), row-level errors and a summary."""
+"""CSV imports of bookings and of measurements: a preview (dry run), line-numbered errors, a summary."""
 
 from django.conf import settings
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
+from allocation.csv_io import COLUMNS as MEASUREMENT_COLUMNS
+from allocation.csv_io import measurements_csv_import
 from core.errors import BkmError, CsvFormatError
 from dashboard.forms import CsvUploadForm
 from dashboard.views.common import apply_error, tenant_view
-from transactions.csv_io import COLUMNS, csv_import
+from transactions.csv_io import COLUMNS as BOOKING_COLUMNS
+from transactions.csv_io import csv_import
 
 
-@tenant_view
-@require_http_methods(["GET", "POST"])
-def csv_upload(request, tenant):
+def _upload(request, tenant, *, importer, columns, template: str):
     form = CsvUploadForm(request.POST or None, request.FILES or None)
     result = None
     text = ""
-    status = 200
     if getattr(request, "upload_too_large", False):  # the handler stopped taking it (dashboard.uploads)
         form.is_valid()
         form.errors.pop("file", None)
@@ -25,12 +25,28 @@ def csv_upload(request, tenant):
         text = form.cleaned_data["text"]
         dry_run = request.POST.get("action") != "import"
         try:
-            result = csv_import(tenant=tenant, actor=request.user, text=text, dry_run=dry_run)
+            result = importer(tenant=tenant, actor=request.user, text=text, dry_run=dry_run)
         except CsvFormatError as error:
             form.add_error("file", error.detail)
         except BkmError as error:
             apply_error(form, error)
-    if form.errors:
-        status = 400
-    context = {"form": form, "result": result, "csv_text": text, "columns": COLUMNS}
-    return render(request, "dashboard/csv_upload.html", context, status=status)
+    context = {"form": form, "result": result, "csv_text": text, "columns": columns}
+    return render(request, template, context, status=400 if form.errors else 200)
+
+
+@tenant_view
+@require_http_methods(["GET", "POST"])
+def csv_upload(request, tenant):
+    return _upload(request, tenant, importer=csv_import, columns=BOOKING_COLUMNS, template="dashboard/csv_upload.html")
+
+
+@tenant_view
+@require_http_methods(["GET", "POST"])
+def measurement_upload(request, tenant):
+    return _upload(
+        request,
+        tenant,
+        importer=measurements_csv_import,
+        columns=MEASUREMENT_COLUMNS,
+        template="dashboard/measurement_upload.html",
+    )
