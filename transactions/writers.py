@@ -7,7 +7,7 @@ Lines come from ``core.splitting.quarter_parts``, the split of every booking.
 import datetime as dt
 
 from core.db import TableRows
-from core.quarters import from_epoch
+from core.quarters import QUARTER_SECONDS, from_epoch
 from core.splitting import quarter_parts
 from transactions.models import Booking, BookingStatus, LedgerLine
 
@@ -71,6 +71,9 @@ class LedgerRows:
         # The columns of BOOKING_COLUMNS, in order.
         row = (booking_id, tenant_id, external_id, name, source_id, destination_id, start, end, energy_wh, status)
         self.bookings.add((*row, kind or self.kind, reverses_id, now, label, now, label, finalized_at))
+        if end_epoch - start_epoch == QUARTER_SECONDS:  # one quarter-hour (allocation): its one line
+            self.lines.add((booking_id, tenant_id, source_id, destination_id, start, energy_wh, final))
+            return
         add_line = self.lines.add
         for epoch, part in quarter_parts(start_epoch, end_epoch, energy_wh):
             add_line((booking_id, tenant_id, source_id, destination_id, instant(epoch), part, final))
