@@ -151,7 +151,9 @@ class AllocationIntervalSerializer(serializers.Serializer):
         choices=Status.choices,
         help_text="final: no gap, every measurement and allocation is final, and the figures are up to date.",
     )
-    gaps = serializers.IntegerField(help_text="Quarter-hours with a participant's measurement missing: not allocated.")
+    gaps = serializers.IntegerField(
+        help_text="Quarter-hours that are over with a participant's measurement missing: not allocated."
+    )
     sources = AllocationSourceSerializer(many=True)
     consumers = AllocationConsumerSerializer(many=True)
 

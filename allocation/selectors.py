@@ -10,6 +10,7 @@ from collections import defaultdict
 
 from django.db import connection
 from django.db.models import Prefetch, Q
+from django.utils import timezone
 
 from allocation.models import AllocationScheme, DayFlow, DayValue, Measurement, SchemeConsumer, SchemeSource
 from balance_groups.models import BalanceGroup
@@ -235,7 +236,7 @@ def scheme_allocation(*, scheme: AllocationScheme, start, end, resolution: str =
 
     Per interval and source: generation, surplus and the part allocated to each consumer; per
     consumer: consumption, the local part, the residual from the supplier, and what is unallocated
-    (consumption of quarter-hours that are gaps). ``gaps`` counts the quarter-hours in which a
+    (consumption of quarter-hours that are gaps). ``gaps`` counts the quarter-hours (that are over) in which a
     participant's measurement is missing: they are not allocated, never taken as zero. An interval
     is final when it has no gap, every measurement and allocation in it is final and it is up to date.
     """
@@ -323,11 +324,13 @@ def scheme_allocation(*, scheme: AllocationScheme, start, end, resolution: str =
 
 
 def _gap_counts(spans, intervals) -> list[int]:
-    """Per interval, the quarter-hours of the versions in force in which a participant's measurement is missing."""
+    """Per interval, the quarter-hours of the versions in force in which a participant's measurement
+    is missing. A quarter-hour that is not over yet cannot have its values: it is no gap."""
     gaps = [0] * len(intervals)
     allocated = _allocated_quarters(spans) if spans else set()
+    ended_by = to_epoch(timezone.now()) - QUARTER_SECONDS + 1  # starts before this have ended
     for _, lo, hi in spans:
-        for epoch in range(lo, hi, QUARTER_SECONDS):
+        for epoch in range(lo, min(hi, ended_by), QUARTER_SECONDS):
             if epoch not in allocated:
                 gaps[_locate(intervals, epoch)] += 1
     return gaps

@@ -152,3 +152,16 @@ def test_day_totals_follow_the_allocation_and_check_ledger_watches_them(site, ma
     assert not list(ledger_violations())
     DayFlow.objects.filter(destination=site.apt1).update(energy_wh=1)
     assert {v.check for v in ledger_violations()} == {"allocation_day_flow"}
+
+
+def test_a_quarter_hour_not_over_yet_is_no_gap(site, make_scheme):
+    from django.utils import timezone
+
+    from allocation.selectors import scheme_allocation
+    from core.quarters import floor_quarter
+
+    scheme = make_scheme("dynamic")
+    now = floor_quarter(timezone.now())  # the quarter-hour running now starts here
+    window = {"start": now - dt.timedelta(hours=1), "end": now + dt.timedelta(hours=1), "resolution": "15min"}
+    gaps = [interval["gaps"] for interval in scheme_allocation(scheme=scheme, **window)["intervals"]]
+    assert gaps == [1, 1, 1, 1, 0, 0, 0, 0]  # the four past quarter-hours lack values; the rest is not over
