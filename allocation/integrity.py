@@ -8,14 +8,14 @@ its one line. Days still waiting for recomputation are skipped, as in settlement
 """
 
 import datetime as dt
-import uuid
 
 from django.db.models import F, Max, Min, Q
 
 from allocation.models import AllocationBooking, DayFlow, DayValue, Measurement
+from allocation.selectors import as_uuid, day_number
 from core.db import EPOCH_DAY, bucket_sql, epoch_sql
 from core.integrity import MAX_REPORTED, Violation, stream, tenant_sql
-from core.quarters import QUARTER, local_date, local_day_bounds
+from core.quarters import QUARTER, local_day_bounds
 from settlement.integrity import DirtyDays
 from transactions.models import Booking, BookingKind
 
@@ -175,13 +175,9 @@ def _day_sql(alias: str, rows) -> str | None:
 
 
 def _normal(key: tuple) -> tuple:
-    """Ids as UUIDs whatever the backend returns (SQLite's raw rows hold them as hex text)."""
+    """A key with its ids as UUIDs and its day as a number."""
     scheme, day, *pair = key
-    return (_uuid(scheme), int(day), *(_uuid(part) for part in pair))
-
-
-def _uuid(value) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    return (as_uuid(scheme), int(day), *(as_uuid(part) for part in pair))
 
 
 def check_day_totals(tenant_ids=None) -> list:
@@ -194,7 +190,7 @@ def check_day_totals(tenant_ids=None) -> list:
         keys, measurements = keys.filter(tenant_id__in=tenant_ids), measurements.filter(tenant_id__in=tenant_ids)
     violations = []
     stored = {
-        _normal((scheme, _day_number(day), source, destination)): (wh, provisional, tenant)
+        _normal((scheme, day_number(day), source, destination)): (wh, provisional, tenant)
         for tenant, scheme, day, source, destination, wh, provisional in flows.values_list(
             "tenant_id", "scheme_id", "day_start", "source_id", "destination_id", "energy_wh", "provisional"
         )
@@ -204,7 +200,7 @@ def check_day_totals(tenant_ids=None) -> list:
     sql = DAY_FLOWS.format(day=day, tenants=tenants) if day else "SELECT 1 WHERE 1 = 0"
     violations += _compare_days("allocation_day_flow", stored, sql, params if day else [], dirty)
     stored = {
-        _normal((scheme, _day_number(day_start), group)): (wh, provisional, tenant)
+        _normal((scheme, day_number(day_start), group)): (wh, provisional, tenant)
         for tenant, scheme, day_start, group, wh, provisional in values.values_list(
             "tenant_id", "scheme_id", "day_start", "group_id", "energy_wh", "provisional"
         )
@@ -214,10 +210,6 @@ def check_day_totals(tenant_ids=None) -> list:
     sql = DAY_VALUES.format(day=day, tenants=tenants) if day else "SELECT 1 WHERE 1 = 0"
     violations += _compare_days("allocation_day_value", stored, sql, params if day else [], dirty)
     return violations
-
-
-def _day_number(day_start) -> int:
-    return (local_date(day_start) - EPOCH_DAY).days
 
 
 ALLOCATION_CHECKS = [check_measurement_groups, check_allocation_keys, check_allocation_identities, check_day_totals]

@@ -17,7 +17,16 @@ from balance_groups.models import BalanceGroup
 from balance_groups.selectors import group_get
 from core.db import EPOCH_DAY, bucket_sql, epoch_sql, in_list, in_params, sql_values
 from core.errors import NotFound
-from core.quarters import QUARTER_SECONDS, bucket_start, buckets, local_date, require_aligned, require_window, to_epoch
+from core.quarters import (
+    QUARTER_SECONDS,
+    bucket_start,
+    buckets,
+    from_epoch,
+    local_date,
+    require_aligned,
+    require_window,
+    to_epoch,
+)
 from core.status import Status
 from settlement.selectors import stale_days
 
@@ -117,17 +126,13 @@ def _allocated_quarters(spans) -> set[int]:
             "AND quarter_start >= %(lo)s AND quarter_start < %(hi)s GROUP BY quarter_start HAVING COUNT(*) = %(n)s",
             {
                 **in_params("g", sql_values(Measurement._meta.get_field("group"), groups)),
-                "lo": sql_values(field, [_instant(lo)])[0],
-                "hi": sql_values(field, [_instant(hi)])[0],
+                "lo": sql_values(field, [from_epoch(lo)])[0],
+                "hi": sql_values(field, [from_epoch(hi)])[0],
                 "n": len(groups),
             },
         )
         allocated.update(row[0] for row in rows)
     return allocated
-
-
-def _instant(epoch: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(epoch, dt.UTC)
 
 
 def _window_params(start, end) -> dict:
@@ -140,7 +145,7 @@ def _by_day(start: dt.datetime, end: dt.datetime, resolution: str) -> bool:
     return resolution == "1d" and bucket_start(start, "1d") == start and bucket_start(end, "1d") == end
 
 
-def _day_number(day_start: dt.datetime) -> int:
+def day_number(day_start: dt.datetime) -> int:
     """The ``1d`` bucket number of ``core.db.bucket_sql`` for a local day's start."""
     return (local_date(day_start) - EPOCH_DAY).days
 
@@ -154,7 +159,7 @@ def _measured(group_ids, version_ids, start, end, resolution) -> dict:
             scheme_id__in=version_ids, group_id__in=group_ids, day_start__gte=start, day_start__lt=end
         ).values_list("day_start", "group_id", "energy_wh", "provisional")
         for day, group_id, wh, provisional in rows:
-            total = found[(_day_number(day), group_id)]
+            total = found[(day_number(day), group_id)]
             total[0] += wh
             total[2] += provisional
         return {key: tuple(total) for key, total in found.items()}
@@ -166,7 +171,7 @@ def _measured(group_ids, version_ids, start, end, resolution) -> dict:
         f"GROUP BY {bucket}, group_id",
         {**in_params("g", sql_values(Measurement._meta.get_field("group"), group_ids)), **_window_params(start, end)},
     )
-    return {(b, _uuid(g)): (int(wh), count, int(provisional)) for b, g, wh, count, provisional in rows}
+    return {(b, as_uuid(g)): (int(wh), count, int(provisional)) for b, g, wh, count, provisional in rows}
 
 
 def _flows(version_ids, start, end, resolution, *, destination=None) -> dict:
@@ -180,7 +185,7 @@ def _flows(version_ids, start, end, resolution, *, destination=None) -> dict:
         for day, source, target, wh, provisional in days.values_list(
             "day_start", "source_id", "destination_id", "energy_wh", "provisional"
         ):
-            total = found[(_day_number(day), source, target)]
+            total = found[(day_number(day), source, target)]
             total[0] += wh
             total[1] += provisional
         return {key: tuple(total) for key, total in found.items()}
@@ -201,10 +206,11 @@ def _flows(version_ids, start, end, resolution, *, destination=None) -> dict:
         f"AND k.quarter_start < %(hi)s {where}GROUP BY {bucket}, k.source_id, k.destination_id",
         params,
     )
-    return {(b, _uuid(s), _uuid(d)): (int(wh), int(provisional)) for b, s, d, wh, provisional in rows}
+    return {(b, as_uuid(s), as_uuid(d)): (int(wh), int(provisional)) for b, s, d, wh, provisional in rows}
 
 
-def _uuid(value) -> uuid.UUID:
+def as_uuid(value) -> uuid.UUID:
+    """An id as a UUID whatever the backend returns (SQLite's raw rows hold it as hex text)."""
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
