@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-embedded lint format migrate demo worker beat bench bench-quick clean
+.PHONY: run test test-embedded lint format migrate demo worker beat bench bench-quick bench-mscons clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,9 @@ bench: $(VENV)/.installed
 
 bench-quick: $(VENV)/.installed
 	$(BENCH) --preset quick $(BENCH_ARGS)
+
+bench-mscons: $(VENV)/.installed
+	DATABASE_URL=$(subst bkm_bench,bkm_bench_mscons,$(BENCH_DATABASE_URL)) REDIS_URL=$(BENCH_REDIS_URL) $(PY) -m bench.mscons $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) staticfiles db.sqlite3 test-output .pytest_cache

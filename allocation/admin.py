@@ -1,8 +1,21 @@
+import io
+
 from django import forms
 from django.contrib import admin, messages
+from django.http import FileResponse, Http404
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 
 from allocation.measurements import measurements_ingest
-from allocation.models import AllocationBooking, AllocationScheme, Measurement, Quality, SchemeConsumer, SchemeSource
+from allocation.models import (
+    AllocationBooking,
+    AllocationScheme,
+    Interchange,
+    Measurement,
+    Quality,
+    SchemeConsumer,
+    SchemeSource,
+)
 from core.rest.fields import format_instant
 from core.status import Status
 
@@ -121,3 +134,122 @@ class AllocationBookingAdmin(ReadOnlyAdmin):
     list_select_related = ["source", "destination", "scheme", "booking", "tenant"]
     ordering = ["-quarter_start"]
     show_full_result_count = False
+
+
+@admin.register(Interchange)
+class InterchangeAdmin(ReadOnlyAdmin):
+    """MSCONS interchanges as they arrived and what their import did: evidence, so never changed or deleted."""
+
+    list_display = [
+        "received_at",
+        "tenant",
+        "channel",
+        "filename",
+        "reference",
+        "status",
+        "values",
+        "created",
+        "replaced",
+        "unchanged",
+        "refused",
+    ]
+    list_filter = ["status", "channel", "tenant"]
+    search_fields = ["reference", "filename", "^sha256"]
+    list_select_related = ["tenant"]
+    date_hierarchy = "received_at"
+    show_full_result_count = False
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": [
+                    "tenant",
+                    "received_at",
+                    "received_by",
+                    "channel",
+                    "filename",
+                    "size_bytes",
+                    "sha256",
+                    "original",
+                    "duplicate_of",
+                    "status",
+                    "error",
+                ]
+            },
+        ),
+        ("Envelope", {"fields": ["reference", "sender", "recipient", "messages", "values"]}),
+        ("Result", {"fields": ["created", "replaced", "unchanged", "refused", "refusal_table", "day_table"]}),
+    ]
+    readonly_fields = ["original", "refusal_table", "day_table"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("content")  # the bytes only for a download
+
+    def get_urls(self):
+        download = path(
+            "<path:object_id>/download/",
+            self.admin_site.admin_view(self.download),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_download",
+        )
+        return [download, *super().get_urls()]
+
+    def download(self, request, object_id):
+        interchange = self.get_object(request, object_id)
+        if interchange is None or not self.has_view_permission(request, interchange):
+            raise Http404("No such interchange.")
+        return FileResponse(
+            io.BytesIO(interchange.original_bytes()),
+            as_attachment=True,
+            filename=interchange.filename or f"interchange-{interchange.pk}.edi",
+            content_type="application/EDIFACT",
+        )
+
+    @admin.display(description="original bytes")
+    def original(self, interchange):
+        url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_download", args=[interchange.pk])
+        return format_html('<a href="{}">Download ({} bytes)</a>', url, interchange.size_bytes)
+
+    @admin.display(description="refusals")
+    def refusal_table(self, interchange):
+        if not interchange.refusals:
+            return "none"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            ((row["segment"], row["code"], row["detail"], row.get("text", "")) for row in interchange.refusals),
+        )
+        shown = len(interchange.refusals)
+        more = ""
+        if interchange.refused > shown:
+            more = format_html("<p>The first {} of {} refusals are kept.</p>", shown, interchange.refused)
+        return format_html(
+            "<table><thead><tr><th>segment</th><th>code</th><th>detail</th><th>text</th></tr></thead>"
+            "<tbody>{}</tbody></table>{}",
+            rows,
+            more,
+        )
+
+    @admin.display(description="values per day")
+    def day_table(self, interchange):
+        if not interchange.days:
+            return "none"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    day["metering_point"],
+                    day["group"],
+                    day["day"],
+                    day["values"],
+                    day["energy_wh"],
+                    ", ".join(f"{quality} {count}" for quality, count in sorted(day["qualities"].items())),
+                )
+                for day in interchange.days
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>metering point</th><th>group</th><th>local day</th><th>values</th>"
+            "<th>energy (Wh)</th><th>qualities</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )

@@ -1,6 +1,7 @@
-"""REST endpoints of the allocation app: measurements (``/api/v1/measurements/``)."""
+"""REST endpoints of the allocation app: measurements (``/api/v1/measurements/``), JSON and MSCONS."""
 
 import django_filters
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins
 from rest_framework.decorators import action
@@ -8,17 +9,21 @@ from rest_framework.response import Response
 
 from allocation.measurements import MAX_ITEMS, measurements_ingest
 from allocation.models import Measurement, Quality
+from allocation.mscons.services import bytes_source, mscons_import
 from allocation.selectors import measurement_list
 from allocation.serializers import (
     BULK_EXAMPLE,
+    MSCONS_EXAMPLE,
     MeasurementBulkRequestSerializer,
     MeasurementBulkResultSerializer,
     MeasurementSerializer,
+    MsconsResultSerializer,
 )
 from balance_groups.rest import GroupRefFilter
 from core.errors import InvalidInput
 from core.rest.filters import InstantFilter
 from core.rest.pagination import CursorPagination
+from core.rest.parsers import EdifactParser, EdifactTextParser
 from core.rest.throttles import BulkRateThrottle
 from core.rest.views import TenantViewSet
 from core.status import Status
@@ -112,3 +117,40 @@ class MeasurementViewSet(mixins.ListModelMixin, TenantViewSet):
                 "rejected": result.rejected,
             }
         )
+
+    @extend_schema(
+        summary="Import an MSCONS interchange",
+        description="The EDIFACT interchange as the body (`application/edifact` or `text/plain`), in the character "
+        "set its UNB declares (UNOC: ISO-8859-1, UNOW: UTF-8, …). Values go through the same rules as `bulk`; a "
+        "value of a metering point no group carries is rejected `UNKNOWN_METERING_POINT` and kept as one "
+        "clarification case per metering point. Each rejection names the position of its QTY segment. An "
+        "interchange whose envelope is broken (UNT count or references, truncated, not MSCONS) is refused as a "
+        "whole: 400 `VALIDATION_ERROR`, nothing imported. Every interchange is kept; the same bytes again are "
+        "imported without effect. Throttled in its own scope (`bulk`).",
+        tags=["measurements"],
+        request={"application/edifact": OpenApiTypes.BINARY, "text/plain": OpenApiTypes.STR},
+        responses=MsconsResultSerializer,
+        parameters=[DRY_RUN],
+        examples=[OpenApiExample("One value", value=MSCONS_EXAMPLE, request_only=True, media_type="text/plain")],
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="mscons",
+        throttle_classes=[BulkRateThrottle],
+        parser_classes=[EdifactParser, EdifactTextParser],
+        filter_backends=[],
+        pagination_class=None,
+    )
+    def mscons(self, request, *args, **kwargs):
+        data = request.data
+        if not isinstance(data, bytes):
+            raise InvalidInput.for_field("body", "Send the interchange as application/edifact or text/plain.")
+        report = mscons_import(
+            tenant=self.tenant,
+            actor=self.actor,
+            source=bytes_source(data),
+            channel="api",
+            dry_run=_flag(request, "dry_run"),
+        )
+        return Response(report.as_api())

@@ -21,6 +21,7 @@ import datetime as dt
 import gc
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
@@ -197,7 +198,7 @@ class _Plan:
     inserts: dict = field(default_factory=dict)  # (group id text, epoch) -> (energy, quality, status)
     updates: dict = field(default_factory=dict)  # (group id text, epoch) -> (row id, energy, quality, status)
     result: IngestResult = field(default_factory=IngestResult)
-    clarify: list = field(default_factory=list)  # (error, item)
+    clarify: list = field(default_factory=list)  # (error, item index)
 
     @property
     def touched(self) -> list[int]:
@@ -234,7 +235,7 @@ def _stored(tenant, keys: set) -> dict:
     return found
 
 
-def _plan(items: list, cleaned: list, stored: dict, *, correct_final: bool) -> _Plan:
+def _plan(cleaned: list, stored: dict, *, correct_final: bool) -> _Plan:
     """What to insert, update and refuse; ``cleaned`` holds ``(index, group, key, value)`` in item order."""
     plan = _Plan()
     state: dict = {}  # key -> (row id or None, value) as this request left it
@@ -257,7 +258,7 @@ def _plan(items: list, cleaned: list, stored: dict, *, correct_final: bool) -> _
         if not window[0] <= epoch <= window[1]:
             block = bookable_error(group, from_epoch(epoch))
             plan.result.rejected.append(_refusal(index, block))
-            plan.clarify.append((block, items[index]))
+            plan.clarify.append((block, index))
             continue
         if current is not None and current[2] == FINAL and correct_final and value[2] != FINAL:
             error = InvalidInput.for_field(
@@ -271,7 +272,7 @@ def _plan(items: list, cleaned: list, stored: dict, *, correct_final: bool) -> _
                 "it is kept as a clarification case whose resolution applies the correction."
             )
             plan.result.rejected.append(_refusal(index, error))
-            plan.clarify.append((error, items[index]))
+            plan.clarify.append((error, index))
             continue
         if current is None:
             plan.result.created += 1
@@ -354,18 +355,19 @@ def _update(values: list, *, label: str, now: dt.datetime) -> None:
             )
 
 
-def _keep_for_clarification(*, tenant, label: str, clarify: list, channel: str) -> int:
+def _keep_for_clarification(*, tenant, label: str, items: list, clarify: list, channel: str, origin) -> int:
     cases = [
         ClarificationCase(
             tenant=tenant,
             reason=ClarificationReason.for_error(error),
             detail=error.detail,
-            payload=item,
+            payload=items[index],
+            origin=origin(index) if origin is not None else None,
             channel=channel,
             subject=ClarificationSubject.MEASUREMENT,
             created_by=label,
         )
-        for error, item in clarify
+        for error, index in clarify
     ]
     ClarificationCase.objects.bulk_create(cases, batch_size=2000)
     return len(cases)
@@ -414,12 +416,14 @@ def measurements_ingest(
     dry_run: bool = False,
     correct_final: bool = False,
     keep_refused: bool = True,
+    origin: Callable[[int], dict] | None = None,
 ) -> IngestResult:
     """Validate and store many measurements at once (see the module docstring).
 
     Valid items are stored even when others are refused. ``dry_run`` reports the same outcome and
     writes nothing. ``correct_final`` lets a value replace a final one and ``keep_refused=False``
     records no clarification case (both for resolving a case: ``measurement_rebook``).
+    ``origin(index)`` says where an item came from, for the clarification case kept of it.
     """
     if not isinstance(items, list):
         raise InvalidInput.for_field("measurements", "measurements must be a list of measurement objects.")
@@ -433,7 +437,7 @@ def measurements_ingest(
         with _collector_paused():
             cleaned, refused, keys = _clean(items, memo)
             stored = _stored(tenant, keys)
-            plan = _plan(items, cleaned, stored, correct_final=correct_final)
+            plan = _plan(cleaned, stored, correct_final=correct_final)
         result = plan.result
         result.rejected = sorted(refused + result.rejected, key=lambda entry: entry["index"])
         if dry_run:
@@ -442,7 +446,9 @@ def measurements_ingest(
         now = timezone.now()
         _write(tenant=tenant, label=label, plan=plan, now=now)
         cases = (
-            _keep_for_clarification(tenant=tenant, label=label, clarify=plan.clarify, channel=channel)
+            _keep_for_clarification(
+                tenant=tenant, label=label, items=items, clarify=plan.clarify, channel=channel, origin=origin
+            )
             if keep_refused
             else 0
         )

@@ -2,6 +2,7 @@
 allocation booking the engine writes."""
 
 import uuid
+import zlib
 
 from django.db import models
 from django.db.models import F, Q
@@ -257,3 +258,49 @@ class DayValue(models.Model):
 
     def __str__(self):
         return f"{self.day_start:%Y-%m-%d} {self.group_id}: {self.energy_wh} Wh"
+
+
+class InterchangeStatus(models.TextChoices):
+    PREVIEWED = "previewed", "Previewed, not imported"
+    IMPORTED = "imported", "Imported"
+    REFUSED = "refused", "Refused as a whole"
+
+
+class Interchange(models.Model):
+    """An MSCONS interchange as it arrived: its bytes, who sent it when, and what its import did."""
+
+    tenant = models.ForeignKey("balance_groups.Tenant", on_delete=models.PROTECT, related_name="+")
+    received_at = models.DateTimeField()
+    received_by = models.CharField(max_length=200)
+    channel = models.CharField(max_length=16, help_text="api, dashboard or command.")
+    filename = models.CharField(max_length=255, blank=True)
+    sha256 = models.CharField(max_length=64)
+    size_bytes = models.BigIntegerField()
+    content = models.BinaryField(
+        null=True, help_text="The original bytes, zlib-compressed; empty for a copy of an earlier interchange."
+    )
+    duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=16, choices=InterchangeStatus.choices)
+    error = models.TextField(blank=True, help_text="Why the interchange was refused as a whole.")
+    reference = models.CharField(max_length=35, blank=True, help_text="UNB interchange reference (0020).")
+    sender = models.CharField(max_length=35, blank=True)
+    recipient = models.CharField(max_length=35, blank=True)
+    messages = models.IntegerField(default=0)
+    values = models.IntegerField(default=0, help_text="QTY segments read.")
+    created = models.IntegerField(default=0)
+    replaced = models.IntegerField(default=0)
+    unchanged = models.IntegerField(default=0)
+    refused = models.IntegerField(default=0)
+    refusals = models.JSONField(default=list, help_text="The first refusals: segment, code, detail, text.")
+    days = models.JSONField(default=list, help_text="Values per metering point and local day.")
+
+    class Meta:
+        ordering = ("-received_at", "-id")
+        indexes = [models.Index(fields=["tenant", "sha256"], name="interchange_checksum")]
+
+    def __str__(self) -> str:
+        return f"{self.filename or self.reference or self.sha256[:12]} ({self.get_status_display()})"
+
+    def original_bytes(self) -> bytes:
+        source = self.duplicate_of if self.content is None and self.duplicate_of_id else self
+        return zlib.decompress(bytes(source.content)) if source.content is not None else b""

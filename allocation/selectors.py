@@ -12,7 +12,15 @@ from django.db import connection
 from django.db.models import Prefetch, Q
 from django.utils import timezone
 
-from allocation.models import AllocationScheme, DayFlow, DayValue, Measurement, SchemeConsumer, SchemeSource
+from allocation.models import (
+    AllocationScheme,
+    DayFlow,
+    DayValue,
+    Interchange,
+    Measurement,
+    SchemeConsumer,
+    SchemeSource,
+)
 from balance_groups.models import BalanceGroup
 from balance_groups.selectors import group_get
 from core.db import EPOCH_DAY, bucket_sql, epoch_sql, in_list, in_params, sql_values
@@ -389,3 +397,8 @@ def consumer_allocation(*, group: BalanceGroup, start, end, resolution: str = "1
         stale_here = any(d0 < row["end"] and row["start"] < d1 for d0, d1 in stale)
         row["status"] = PROVISIONAL if provisional or missing or row["unallocated_wh"] or stale_here else FINAL
     return {"group": group.pk, "start": start, "end": end, "up_to_date": not stale, "intervals": rows}
+
+
+def interchange_list(*, tenant):
+    """The tenant's received MSCONS interchanges, newest first, without their bytes."""
+    return Interchange.objects.filter(tenant=tenant).defer("content")

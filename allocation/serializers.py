@@ -100,3 +100,68 @@ class MeasurementBulkResultSerializer(serializers.Serializer):
     replaced = serializers.IntegerField(help_text="Provisional values replaced by a different one.")
     unchanged = serializers.IntegerField(help_text="Values sent again exactly as stored.")
     rejected = MeasurementRejectedSerializer(many=True)
+
+
+class MsconsRejectedSerializer(serializers.Serializer):
+    segment = serializers.IntegerField(
+        help_text="Position of the value's QTY segment in the interchange, from 1 (UNA counted when present)."
+    )
+    code = serializers.CharField(
+        help_text="VALIDATION_ERROR, INVALID_TIME_ALIGNMENT, PERIOD_CLOSED, MEASUREMENT_FINAL or "
+        "UNKNOWN_METERING_POINT."
+    )
+    detail = serializers.CharField()
+    text = serializers.CharField(help_text="The QTY segment and its DTM segments, as sent.")
+
+
+class MsconsInterchangeSerializer(serializers.Serializer):
+    id = serializers.IntegerField(allow_null=True, help_text="The kept interchange; null for a dry run.")
+    reference = serializers.CharField(help_text="UNB interchange reference.")
+    sender = serializers.CharField()
+    recipient = serializers.CharField()
+    messages = serializers.IntegerField()
+    values = serializers.IntegerField(help_text="QTY segments read.")
+    duplicate_of = serializers.IntegerField(
+        allow_null=True, help_text="The earlier interchange with the same bytes: imported again without effect."
+    )
+
+
+MSCONS_EXAMPLE = (
+    "UNA:+.? '\n"
+    "UNB+UNOC:3+9900000000003:500+9900000000010:500+261202:0600+REF0001'\n"
+    "UNH+1+MSCONS:D:04B:UN:2.4c'\nBGM+7+MSG1+9'\nDTM+137:202612020600?+00:303'\nUNS+D'\nNAD+DP'\n"
+    "LOC+172+DE0001234567890000000000000000001'\nLIN+1'\nPIA+5+1-1?:1.29.0:SRW'\n"
+    "QTY+220:1.234:KWH'\nDTM+163:202612010000?+00:303'\nDTM+164:202612010015?+00:303'\n"
+    "UNT+13+1'\nUNZ+1+REF0001'\n"
+)
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "One value stored",
+            value={
+                "created": 1,
+                "replaced": 0,
+                "unchanged": 0,
+                "rejected": [],
+                "interchange": {
+                    "id": 7,
+                    "reference": "REF0001",
+                    "sender": "9900000000003",
+                    "recipient": "9900000000010",
+                    "messages": 1,
+                    "values": 1,
+                    "duplicate_of": None,
+                },
+            },
+            response_only=True,
+        )
+    ],
+)
+class MsconsResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    replaced = serializers.IntegerField(help_text="Provisional values replaced by a different one.")
+    unchanged = serializers.IntegerField(help_text="Values sent again exactly as stored.")
+    rejected = MsconsRejectedSerializer(many=True)
+    interchange = MsconsInterchangeSerializer()

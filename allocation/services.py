@@ -12,6 +12,7 @@ from django.db.models import Max, Min, Q
 
 from allocation.measurements import measurements_ingest
 from allocation.models import AllocationMethod, AllocationScheme, Measurement, SchemeConsumer, SchemeSource
+from allocation.mscons.services import mscons_rebook
 from balance_groups.audit import actor_label, audit_record
 from balance_groups.models import AuditAction, BalanceGroup, GroupKind
 from core.db import advisory_xact_lock
@@ -211,10 +212,14 @@ ERRORS_BY_CODE = {error.code: error for error in (InvalidInput, PeriodClosed, Me
 
 def measurement_rebook(*, case, actor) -> None:
     """Store a clarification case's measurement now; a final value it contradicts is corrected.
+    An unknown metering point's case imports that metering point's values from its interchange.
 
     The correction of a final value changes the measurement (audited with the value it had), and
     the allocation of that quarter-hour is then reversed and booked anew (never edited).
     """
+    if case.reason == ClarificationReason.UNKNOWN_METERING_POINT:
+        mscons_rebook(case=case, actor=actor)
+        return
     result = measurements_ingest(
         tenant=case.tenant,
         actor=actor,

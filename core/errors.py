@@ -57,6 +57,13 @@ class MeasurementFinal(BkmError):
     http_status = 409
 
 
+class UnknownMeteringPoint(BkmError):
+    """A market message names a metering point no group carries: its values are refused and kept."""
+
+    code = "UNKNOWN_METERING_POINT"
+    http_status = 422
+
+
 class Conflict(BkmError):
     code = "CONFLICT"
     http_status = 409

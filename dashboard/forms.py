@@ -9,6 +9,7 @@ services, never rounded here.
 import datetime as dt
 
 from django import forms
+from django.conf import settings
 
 from balance_groups.models import GroupKind
 from core.quarters import SUPPORTED_RANGE, UTC, site_zone
@@ -194,6 +195,40 @@ class CsvUploadForm(forms.Form):
         else:
             self.add_error("file", "Choose a CSV file.")
         return cleaned
+
+
+class MsconsUploadForm(forms.Form):
+    file = forms.FileField(
+        required=False,
+        label="MSCONS interchange",
+        help_text="One EDIFACT file (UNA/UNB … UNZ), as the metering point operator sent it.",
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("file") is None and "file" not in self.errors:
+            self.add_error("file", "Choose an MSCONS file.")
+        return cleaned
+
+
+class PreviewedImportForm(forms.Form):
+    """The second step after a preview: import the interchange kept as previewed."""
+
+    NOT_SENT = "Which interchange to import was not sent; preview the file again."
+
+    interchange = forms.IntegerField(
+        widget=forms.HiddenInput,
+        min_value=1,
+        max_value=2**63 - 1,  # a larger id is no row's, and the database would refuse to compare it
+        error_messages=dict.fromkeys(("required", "invalid", "min_value", "max_value"), NOT_SENT),
+    )
+
+
+def refuse_oversized_upload(form, *, hint: str = "split it") -> None:
+    """The upload handler stopped taking the file (``dashboard.uploads``): say so instead of "no file"."""
+    form.is_valid()
+    form.errors.pop("file", None)
+    form.add_error("file", f"The file is larger than {settings.UPLOAD_MAX_BYTES // (1024 * 1024)} MiB; {hint}.")
 
 
 class BookingFilterForm(forms.Form):

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from dashboard.views import bookings, clarifications, csv_upload, groups, imbalances, overview, runs, schemes
+from dashboard.views import bookings, clarifications, csv_upload, groups, imbalances, mscons, overview, runs, schemes
 
 pages = [
     path("", overview.overview, name="overview"),
@@ -22,6 +22,14 @@ pages = [
     path("settlement/runs/", runs.settlement_runs, name="runs"),
     path("import/", csv_upload.csv_upload, name="csv-upload"),
     path("measurements/import/", csv_upload.measurement_upload, name="measurement-upload"),
+    path("measurements/mscons/", mscons.mscons_upload, name="mscons-upload"),
+    path("measurements/mscons/interchanges/", mscons.mscons_interchanges, name="mscons-interchanges"),
+    path("measurements/mscons/interchanges/<int:pk>/", mscons.mscons_interchange, name="mscons-interchange"),
+    path(
+        "measurements/mscons/interchanges/<int:pk>/download",
+        mscons.mscons_interchange_download,
+        name="mscons-interchange-download",
+    ),
     path("schemes/", schemes.scheme_index, name="schemes"),
     path("schemes/new/", schemes.scheme_create, name="scheme-create"),
     # A scheme's code may hold a slash (the API allows it): the path converter keeps it whole.

@@ -114,6 +114,7 @@ class ClarificationReason(models.TextChoices):
     PERIOD_CLOSED = "PERIOD_CLOSED", "Closed period"
     GROUP_NOT_VALID = "GROUP_NOT_VALID", "Group not valid for the period"
     MEASUREMENT_FINAL = "MEASUREMENT_FINAL", "Final measurement re-sent with another value"
+    UNKNOWN_METERING_POINT = "UNKNOWN_METERING_POINT", "Metering point of no group"
 
     @classmethod
     def for_error(cls, error) -> "ClarificationReason":
@@ -140,6 +141,11 @@ class ClarificationCase(models.Model):
     reason = models.CharField(max_length=32, choices=ClarificationReason.choices)
     detail = models.TextField()
     payload = models.JSONField(help_text="The input exactly as received.")
+    origin = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Where a value of a market message came from: interchange, segment position, segment text.",
+    )
     channel = models.CharField(max_length=32, default="api", help_text="api, bulk, csv, mscons or dashboard.")
     subject = models.CharField(
         max_length=16,

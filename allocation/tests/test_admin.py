@@ -5,7 +5,10 @@ import datetime as dt
 import pytest
 from django.urls import reverse
 
-from allocation.models import AllocationBooking, AllocationScheme, Measurement
+from allocation.models import AllocationBooking, AllocationScheme, Interchange, InterchangeStatus, Measurement
+from allocation.mscons.reader import InterchangeError
+from allocation.mscons.services import bytes_source, mscons_import
+from allocation.mscons.writer import Reading, write_interchange
 from balance_groups.factories import GroupFactory
 from core.testing import T0
 from transactions.models import ClarificationCase
@@ -98,3 +101,80 @@ def test_final_only_for_a_measured_value_in_the_admin_too(admin_client, site):
     assert response.status_code == 200  # the form is shown again with the error
     assert "Only a measured value can be final; a substitute value stays provisional." in response.content.decode()
     assert not Measurement.objects.exists()
+
+
+# --- interchanges: evidence, shown and downloadable, never changed ---------------------------------
+
+MP_PV = "DE0001234567890000000000000000001"
+MP_NEW = "DE0009999999990000000000000000009"
+
+
+@pytest.fixture
+def interchange(tenant, operator, make_group):
+    make_group("PV", "source", metering_point=MP_PV)
+    readings = [Reading(MP_PV, T0 + i * dt.timedelta(minutes=15), "1.250") for i in range(4)]
+    data = write_interchange([[*readings, Reading(MP_NEW, T0, "0.5")]], reference="REF4711")
+    report = mscons_import(
+        tenant=tenant, actor=operator, source=bytes_source(data), channel="command", filename="pv & <new>.edi"
+    )
+    return report.interchange, data
+
+
+def test_interchanges_list_and_detail_render(admin_client, interchange):
+    row, _ = interchange
+    for query in ("", "?q=REF4711", f"?q={row.sha256[:12]}", "?q=pv", "?status=imported&channel=command", "?q=%00"):
+        response = admin_client.get(changelist(Interchange) + query)
+        assert response.status_code == 200, query
+    assert "REF4711" in admin_client.get(changelist(Interchange) + f"?q={row.sha256[:12]}").content.decode()
+    assert "REF4711" not in admin_client.get(changelist(Interchange) + "?q=nothing-like-it").content.decode()
+    page = admin_client.get(reverse("admin:allocation_interchange_change", args=[row.pk])).content.decode()
+    download = reverse("admin:allocation_interchange_download", args=[row.pk])
+    assert f'href="{download}"' in page
+    assert "pv &amp; &lt;new&gt;.edi" in page  # the file's name is text, not markup
+    assert "UNKNOWN_METERING_POINT" in page and "<code>QTY+220:0.5:KWH" in page  # the refusal, with its text
+    assert "<td>PV</td>" in page and "<td>5000</td>" in page and "measured 4" in page  # the day's values
+    assert 'name="_save"' not in page  # nothing to save
+
+
+def test_a_refused_interchange_shows_why(admin_client, tenant, operator):
+    with pytest.raises(InterchangeError):
+        mscons_import(tenant=tenant, actor=operator, source=bytes_source(b"not edifact"), channel="api")
+    row = Interchange.objects.get(status=InterchangeStatus.REFUSED)
+    page = admin_client.get(reverse("admin:allocation_interchange_change", args=[row.pk])).content.decode()
+    assert row.error and row.error.replace("'", "&#x27;") in page
+
+
+def test_the_download_is_the_original_bytes(admin_client, interchange, tenant, operator):
+    row, data = interchange
+    response = admin_client.get(reverse("admin:allocation_interchange_download", args=[row.pk]))
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == data
+    assert response["Content-Type"] == "application/EDIFACT"
+    assert response["Content-Disposition"].startswith("attachment;")
+    again = mscons_import(tenant=tenant, actor=operator, source=bytes_source(data), channel="api").interchange
+    assert again.duplicate_of == row and again.content is None  # kept once, downloadable from each arrival
+    response = admin_client.get(reverse("admin:allocation_interchange_download", args=[again.pk]))
+    assert b"".join(response.streaming_content) == data
+    assert admin_client.get(reverse("admin:allocation_interchange_download", args=[again.pk + 99])).status_code == 404
+
+
+def test_the_download_needs_the_admin(client, interchange, operator):
+    row, _ = interchange
+    url = reverse("admin:allocation_interchange_download", args=[row.pk])
+    assert client.get(url).status_code == 302  # to the admin's login
+    client.force_login(operator)  # not staff
+    assert client.get(url).status_code == 302
+
+
+def test_interchanges_cannot_be_added_changed_or_deleted(admin_client, interchange):
+    row, _ = interchange
+    assert admin_client.get(reverse("admin:allocation_interchange_add")).status_code == 403
+    change = reverse("admin:allocation_interchange_change", args=[row.pk])
+    assert admin_client.post(change, {"reference": "OTHER", "status": "refused"}).status_code == 403
+    assert admin_client.get(reverse("admin:allocation_interchange_delete", args=[row.pk])).status_code == 403
+    response = admin_client.post(
+        changelist(Interchange), {"action": "delete_selected", "_selected_action": [row.pk], "post": "yes"}
+    )
+    assert response.status_code == 200  # no delete action offered: the list is shown again
+    row.refresh_from_db()
+    assert (row.reference, row.status) == ("REF4711", InterchangeStatus.IMPORTED)

@@ -1,5 +1,6 @@
 """Calling a live test server over real HTTP, as an external system does."""
 
+import datetime as dt
 import json
 import urllib.request
 
@@ -49,6 +50,39 @@ ALLOCATION_VALUES = [
     for minute in (0, 15, 30, 45)
     for group, wh in (("PV", 80), ("APT-1", 60), ("APT-2", 40))
 ]
+
+
+def metering_point(code: str) -> str:
+    return f"DE00HTTP{code.replace('-', ''):>25}".replace(" ", "0")
+
+
+def allocation_values_as_mscons(base: str, key: str) -> bytes:
+    """``ALLOCATION_VALUES`` as an MSCONS interchange, once the site's groups carry metering points."""
+    from allocation.mscons.writer import Reading, write_interchange
+
+    for code in ("PV", "APT-1", "APT-2"):
+        call(base, key, "PATCH", f"balance-groups/{code}/", {"metering_point": metering_point(code)})
+    readings = [
+        Reading(
+            metering_point(item["group"]),
+            dt.datetime.fromisoformat(item["start"]),
+            f"{item['energy_wh'] // 1000}.{item['energy_wh'] % 1000:03d}",
+        )
+        for item in sorted(ALLOCATION_VALUES, key=lambda item: (item["group"], item["start"]))
+    ]
+    return write_interchange([readings])
+
+
+def post_mscons(base: str, key: str, data: bytes) -> dict:
+    """The interchange to ``measurements/mscons`` as ``application/edifact``; the JSON answer."""
+    request = urllib.request.Request(  # noqa: S310 - the live test server, http only
+        base + "measurements/mscons",
+        data=data,
+        method="POST",
+        headers={"Authorization": f"Token {key}", "Content-Type": "application/edifact"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - the live test server
+        return json.loads(response.read())
 
 
 def assert_allocated_hour(base: str, key: str, answer: dict) -> None:

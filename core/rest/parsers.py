@@ -11,7 +11,7 @@ import codecs
 
 from django.conf import settings
 from rest_framework import exceptions
-from rest_framework.parsers import JSONParser, get_encoding
+from rest_framework.parsers import BaseParser, JSONParser, get_encoding
 from rest_framework.utils import json
 
 from core.rest.errors import RequestTooLarge
@@ -70,18 +70,22 @@ def _path(where) -> str:
     return ".".join(reversed(keys))
 
 
+def _refuse_declared_too_large(parser_context) -> None:
+    request = parser_context.get("request")
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if request is not None and limit is not None:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > limit:
+            raise RequestTooLarge(f"The request body is larger than {limit} bytes; split it.")
+
+
 class LimitedJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         parser_context = parser_context or {}
-        request = parser_context.get("request")
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        if request is not None and limit is not None:
-            try:
-                length = int(request.META.get("CONTENT_LENGTH") or 0)
-            except ValueError:
-                length = 0
-            if length > limit:
-                raise RequestTooLarge(f"The request body is larger than {limit} bytes; split it.")
+        _refuse_declared_too_large(parser_context)
         encoding = get_encoding(parser_context)
         try:
             text = codecs.getreader(encoding)(stream).read()
@@ -93,3 +97,25 @@ class LimitedJSONParser(JSONParser):
             raise exceptions.ParseError(f"JSON parse error - {exc}") from None
         _check_body(data)
         return data
+
+
+class EdifactParser(BaseParser):
+    """An EDIFACT interchange as the bytes it arrived in: its character set is the one its UNB declares."""
+
+    media_type = "application/edifact"
+
+    def parse(self, stream, media_type=None, parser_context=None) -> bytes:
+        _refuse_declared_too_large(parser_context or {})
+        if stream is None:
+            return b""
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        data = stream.read() if limit is None else stream.read(limit + 1)
+        if limit is not None and len(data) > limit:
+            raise RequestTooLarge(f"The request body is larger than {limit} bytes; split it.")
+        return data
+
+
+class EdifactTextParser(EdifactParser):
+    """The same interchange sent as ``text/plain`` (a charset parameter is not read: UNB declares it)."""
+
+    media_type = "text/plain"

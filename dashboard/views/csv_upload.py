@@ -1,13 +1,12 @@
 """CSV imports of bookings and of measurements: a preview (dry run), line-numbered errors, a summary."""
 
-from django.conf import settings
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
 from allocation.csv_io import COLUMNS as MEASUREMENT_COLUMNS
 from allocation.csv_io import measurements_csv_import
 from core.errors import BkmError, CsvFormatError
-from dashboard.forms import CsvUploadForm
+from dashboard.forms import CsvUploadForm, refuse_oversized_upload
 from dashboard.views.common import apply_error, tenant_view
 from transactions.csv_io import COLUMNS as BOOKING_COLUMNS
 from transactions.csv_io import csv_import
@@ -17,10 +16,8 @@ def _upload(request, tenant, *, importer, columns, template: str):
     form = CsvUploadForm(request.POST or None, request.FILES or None)
     result = None
     text = ""
-    if getattr(request, "upload_too_large", False):  # the handler stopped taking it (dashboard.uploads)
-        form.is_valid()
-        form.errors.pop("file", None)
-        form.add_error("file", f"The file is larger than {settings.UPLOAD_MAX_BYTES // (1024 * 1024)} MiB; split it.")
+    if getattr(request, "upload_too_large", False):
+        refuse_oversized_upload(form)
     elif request.method == "POST" and form.is_valid():
         text = form.cleaned_data["text"]
         dry_run = request.POST.get("action") != "import"

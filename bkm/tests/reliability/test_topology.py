@@ -16,7 +16,15 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from balance_groups.factories import TenantFactory
 from balance_groups.services import api_client_create
-from bkm.tests.http import ALLOCATION_HOUR, ALLOCATION_VALUES, allocation_site, assert_allocated_hour, call
+from bkm.tests.http import (
+    ALLOCATION_HOUR,
+    ALLOCATION_VALUES,
+    allocation_site,
+    allocation_values_as_mscons,
+    assert_allocated_hour,
+    call,
+    post_mscons,
+)
 from settlement.models import RunStatus, RunTrigger, SettlementRun
 from settlement.tests.test_worker import _database_url
 
@@ -140,12 +148,16 @@ def test_a_client_reads_through_up_to_date_and_a_dead_run_is_retried(live_server
     assert (retry.start, retry.end) == (dead.start, dead.end)
 
 
-def test_measurements_sent_over_http_are_allocated_by_the_worker(live_server, services):
-    tenant = TenantFactory(code="topology-allocation")
+@pytest.mark.parametrize("channel", ["bulk", "mscons"])
+def test_measurements_sent_over_http_are_allocated_by_the_worker(live_server, services, channel):
+    tenant = TenantFactory(code=f"topology-allocation-{channel}")
     _, key = api_client_create(tenant=tenant, name="gateway")
     base = live_server.url + "/api/v1/"
     scheme = allocation_site(base, key)
-    assert call(base, key, "POST", "measurements/bulk", {"measurements": ALLOCATION_VALUES})["created"] == 12
+    if channel == "mscons":
+        assert post_mscons(base, key, allocation_values_as_mscons(base, key))["created"] == 12
+    else:
+        assert call(base, key, "POST", "measurements/bulk", {"measurements": ALLOCATION_VALUES})["created"] == 12
 
     path = f"allocation-schemes/{scheme['id']}/allocation?{ALLOCATION_HOUR}"
     first = call(base, key, "GET", path)

@@ -8,6 +8,8 @@ from rest_framework.test import APIClient
 
 from allocation.measurements import measurements_ingest
 from allocation.models import AllocationScheme, Measurement
+from allocation.mscons.services import bytes_source, mscons_import
+from allocation.mscons.writer import Reading, write_interchange
 from allocation.services import scheme_change
 from balance_groups.factories import TenantFactory, UserFactory
 from balance_groups.models import AuditEntry, BalanceGroup
@@ -75,6 +77,17 @@ def build_side(code: str, label: str) -> Side:
             {"group": "APT-1", "start": iso(T0 + 2 * HOUR), "energy_wh": 60},
         ],
     )
+    # An MSCONS interchange kept for the tenant (the dashboard lists it and serves its bytes).
+    side.groups["APT-1"].metering_point = f"DE00{code.upper():0>29}"[:33]
+    side.groups["APT-1"].save(update_fields=["metering_point"])
+    interchange = mscons_import(
+        tenant=tenant,
+        actor=actor,
+        source=bytes_source(
+            write_interchange([[Reading(side.groups["APT-1"].metering_point, T0 + 3 * HOUR, "0.040")]])
+        ),
+        channel="api",
+    ).interchange
     run = settlement_run(tenant=tenant, start=T0, end=T0 + 2 * HOUR)
     side.ids = {
         "group": str(side.groups["APT-1"].pk),
@@ -86,6 +99,7 @@ def build_side(code: str, label: str) -> Side:
         "run": str(run.pk),
         "scheme": str(scheme.pk),
         "scheme_code": scheme.code,
+        "interchange": str(interchange.pk),
     }
     return side
 
