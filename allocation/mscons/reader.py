@@ -122,14 +122,14 @@ class SegmentSplitter:
 
     def _hide(self, match) -> str:
         char = match.group(1)
+        if char == "\n":
+            raise EDISyntaxError("Newlines after escape characters are not allowed.")
         return self.hide.get(char, char)
 
     def _split(self, body: str) -> list:
         c = self.c
         escaped = self.e in body
         if escaped:
-            if self.e + "\n" in body:
-                raise EDISyntaxError("Newlines after escape characters are not allowed.")
             if self.placeholders_in_text and self.placeholder.search(body):
                 return self._by_pydifact(body)
             body = self.released.sub(self._hide, body)

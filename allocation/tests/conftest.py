@@ -8,6 +8,9 @@ from allocation.measurements import measurements_ingest
 from allocation.services import scheme_change
 from core.testing import T0, iso
 
+MP_PV = "DE0001234567890000000000000000001"  # metering points of the MSCONS suites' meters
+MP_APT = "DE0001234567890000000000000000002"
+
 
 @pytest.fixture
 def site(make_group):
@@ -54,3 +57,14 @@ def measure(tenant, operator):
         return measurements_ingest(tenant=tenant, actor=operator, items=items)
 
     return send
+
+
+@pytest.fixture
+def meters(make_group):
+    """A PV source and an apartment that carry metering points (MSCONS matches on them)."""
+
+    class Meters:
+        pv = make_group("PV", "source", metering_point=MP_PV)
+        apt = make_group("APT-1", "consumer", metering_point=MP_APT)
+
+    return Meters

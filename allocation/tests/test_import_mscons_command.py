@@ -10,21 +10,11 @@ from django.core.management import CommandError, call_command
 from allocation.management.commands import import_mscons
 from allocation.models import Interchange, InterchangeStatus, Measurement
 from allocation.mscons.writer import Reading, write_interchange
+from allocation.tests.conftest import MP_APT, MP_PV
 from balance_groups.factories import UserFactory
 from core.testing import T0
 
-MP_PV = "DE0001234567890000000000000000001"
-MP_APT = "DE0001234567890000000000000000002"
 Q = dt.timedelta(minutes=15)
-
-
-@pytest.fixture
-def meters(make_group):
-    class Meters:
-        pv = make_group("PV", "source", metering_point=MP_PV)
-        apt = make_group("APT-1", "consumer", metering_point=MP_APT)
-
-    return Meters
 
 
 def interchange(point=MP_PV, count=4, *, reference="REF0001", qualifier="220", **options) -> bytes:

@@ -8,24 +8,14 @@ from allocation.models import Interchange, InterchangeStatus, Measurement
 from allocation.mscons.reader import InterchangeError
 from allocation.mscons.services import bytes_source, mscons_import, mscons_import_previewed
 from allocation.mscons.writer import Reading, write_interchange
+from allocation.tests.conftest import MP_APT, MP_PV
 from core.errors import InvalidInput
 from core.testing import T0
 from transactions.models import ClarificationCase, ClarificationReason, ClarificationStatus
 from transactions.services import clarification_resolve
 
-MP_PV = "DE0001234567890000000000000000001"
-MP_APT = "DE0001234567890000000000000000002"
 MP_NEW = "DE0009999999990000000000000000009"
 Q = dt.timedelta(minutes=15)
-
-
-@pytest.fixture
-def meters(make_group):
-    class Meters:
-        pv = make_group("PV", "source", metering_point=MP_PV)
-        apt = make_group("APT-1", "consumer", metering_point=MP_APT)
-
-    return Meters
 
 
 @pytest.fixture

@@ -50,7 +50,7 @@ def cut(text: str, points: list[int]) -> list[str]:
     return [text[a:b] for a, b in itertools.pairwise(bounds)]
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=3000, deadline=None)
 @given(
     text=st.text(alphabet=ALPHABET, max_size=60),
     points=st.lists(st.integers(0, 60), max_size=5),
@@ -60,6 +60,8 @@ def cut(text: str, points: list[int]) -> list[str]:
 @example(text="A?'B'", points=[], una=UNAS[0])
 @example(text="A+B:C::'D:'E?:F??+G'", points=[3, 4], una=UNAS[0])
 @example(text="A'\r\n  B'", points=[2, 3], una=UNAS[0])
+@example(text="??\n'", points=[], una=UNAS[0])
+@example(text="A?\n'", points=[], una=UNAS[0])
 def test_same_segments_as_pydifact(text, points, una):
     characters = Characters.from_str("UNA" + una)
     terminator, release = re.escape(una[5]), re.escape(una[3])

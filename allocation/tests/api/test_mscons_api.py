@@ -1,14 +1,17 @@
 """``POST /api/v1/measurements/mscons``: the interchange as the body, the bulk summary with segment positions."""
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.cache import cache
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from allocation.models import Interchange, Measurement
 from allocation.mscons.writer import Reading, write_interchange
+from allocation.serializers import MSCONS_EXAMPLE
 from core.testing import T0
 from transactions.models import ClarificationCase
 
@@ -148,3 +151,16 @@ def test_mutated_interchanges_never_cause_a_5xx(api, pv, mutations):
     else:
         assert {row["code"] for row in body["rejected"]} <= CODES
         assert all(row["segment"] > 0 and row["detail"] for row in body["rejected"])
+
+
+def readme_example() -> bytes:
+    text = (Path(django_settings.BASE_DIR) / "README.md").read_text()
+    start = text.index("UNA:+.? '\nUNB+")
+    return text[start : text.index("UNZ+1+REF0001'", start) + len("UNZ+1+REF0001'")].encode("iso-8859-1")
+
+
+@pytest.mark.parametrize("example", [readme_example(), MSCONS_EXAMPLE.encode()], ids=["README", "OpenAPI"])
+def test_the_documented_examples_import_as_documented(api, pv, example):
+    body = post(api, example, "text/plain").json()
+    assert (body["created"], body["rejected"], body["interchange"]["reference"]) == (1, [], "REF0001")
+    assert Measurement.objects.get().energy_wh == 1234
