@@ -25,7 +25,7 @@ from balance_groups.audit import actor_label
 from balance_groups.selectors import group_index
 from core.db import advisory_xact_lock
 from core.errors import InvalidInput, UnknownMeteringPoint
-from core.quarters import from_epoch, local_date
+from core.quarters import QUARTER_SECONDS, from_epoch, local_date
 from transactions.models import ClarificationCase, ClarificationReason, ClarificationSubject
 
 CHANNEL = "mscons"
@@ -116,7 +116,7 @@ class _Import:
         self.origins: list[Value] = []
         self.unknown: dict[str, dict] = {}  # metering point -> its values' span
         self.days: dict[tuple, list] = {}
-        self.local_days: dict[int, str] = {}  # quarter-hour epoch -> local day, once per quarter-hour
+        self.quarters: dict[int, tuple[str, str]] = {}  # epoch -> (ISO start, local day), once per quarter-hour
 
     def run(self) -> None:
         for entry in self.reader:
@@ -129,11 +129,12 @@ class _Import:
             if group is None:
                 self._unknown(entry)
                 continue
-            self._count_day(entry, group)
+            start, day = self._quarter(entry.start)
+            self._count_day(entry, group, day)
             self.items.append(
                 {
                     "group": group.id_text,
-                    "start": from_epoch(entry.start).isoformat(),
+                    "start": start,
                     "energy_wh": entry.energy_wh,
                     "quality": entry.quality,
                     "status": entry.status,
@@ -207,7 +208,7 @@ class _Import:
                     "metering_point": point,
                     "values": span["values"],
                     "start": from_epoch(span["first"]).isoformat(),
-                    "end": from_epoch(span["last"] + 900).isoformat(),
+                    "end": from_epoch(span["last"] + QUARTER_SECONDS).isoformat(),
                 },
                 origin={"interchange": self.interchange_id, "segment": span["segment"], "text": f"LOC+172+{point}"},
                 channel=CHANNEL,
@@ -217,10 +218,14 @@ class _Import:
             for point, span in self.unknown.items()
         )
 
-    def _count_day(self, value: Value, group) -> None:
-        day = self.local_days.get(value.start)
-        if day is None:
-            day = self.local_days[value.start] = local_date(from_epoch(value.start)).isoformat()
+    def _quarter(self, epoch: int) -> tuple[str, str]:
+        known = self.quarters.get(epoch)
+        if known is None:
+            instant = from_epoch(epoch)
+            known = self.quarters[epoch] = (instant.isoformat(), local_date(instant).isoformat())
+        return known
+
+    def _count_day(self, value: Value, group, day: str) -> None:
         key = (value.metering_point, day)
         row = self.days.get(key)
         if row is None:
