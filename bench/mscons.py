@@ -75,6 +75,11 @@ def compare_readers(path: Path, sample_bytes: int) -> tuple[int, float, float]:
 
 
 def _peak_mib() -> float:
+    """This process's peak RSS: VmHWM (reset by exec, unlike ru_maxrss, which keeps the parent's peak)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

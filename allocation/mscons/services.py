@@ -258,8 +258,12 @@ def _fill(report: MsconsReport, run: _Import) -> None:
     report.clarification_cases = len(run.unknown) if run.keep_cases else 0
 
 
+REPORTED = ("reference", "sender", "recipient", "messages", "values", "created", "replaced", "unchanged", "days")
+RESULT_FIELDS = (*REPORTED, "refused", "refusals")
+
+
 def _record(row: Interchange, report: MsconsReport) -> None:
-    for name in ("reference", "sender", "recipient", "messages", "values", "created", "replaced", "unchanged", "days"):
+    for name in REPORTED:
         setattr(row, name, getattr(report, name))
     row.refused = len(report.rejected)
     row.refusals = report.rejected[:REFUSALS_KEPT]
@@ -337,7 +341,9 @@ def _imported_before(tenant, sha256: str) -> Interchange | None:
 def _run(row: Interchange, report: MsconsReport, *, tenant, actor, source: Source, keep_cases: bool) -> None:
     with transaction.atomic():
         advisory_xact_lock(LOCK_NAMESPACE, tenant.pk)  # groups read under the lock the bulk service takes
-        if not report.dry_run:
+        if row.pk is not None:  # a preview becoming the import: its bytes are stored already
+            row.save(update_fields=["status", "duplicate_of"])
+        elif not report.dry_run:
             row.save()
         run = _Import(
             tenant=tenant, actor=actor, reader=MsconsReader(source()), keep_cases=keep_cases, interchange_id=row.pk
@@ -348,7 +354,7 @@ def _run(row: Interchange, report: MsconsReport, *, tenant, actor, source: Sourc
             transaction.set_rollback(True)
             return
         _record(row, report)
-        row.save()
+        row.save(update_fields=RESULT_FIELDS)  # not the bytes again
         report.interchange = row
 
 
