@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
+from allocation.mscons.writer import Reading, write_interchange
 from core.quarters import QUARTER, floor_quarter, iter_quarters, local_date, local_day_bounds, site_zone
 
 TENANT_CODE = "demo"
@@ -325,3 +326,16 @@ def request_chunks(windows: list[DemoWindow], items: list[dict], *, days: int) -
         current.append(item)
     if current:
         yield current
+
+
+def as_mscons(items: list[dict], *, reference: str) -> bytes:
+    """Measurement items (final true values by metering point) as one MSCONS interchange."""
+    readings = [
+        Reading(
+            item["group"],
+            dt.datetime.fromisoformat(item["start"]),
+            f"{item['energy_wh'] // 1000}.{item['energy_wh'] % 1000:03d}",
+        )
+        for item in sorted(items, key=lambda item: (item["group"], item["start"]))
+    ]
+    return write_interchange([readings], reference=reference, name=TENANT_NAME)

@@ -5,7 +5,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from allocation.models import AllocationBooking, AllocationScheme, Measurement
+from allocation.models import AllocationBooking, AllocationScheme, Interchange, InterchangeStatus, Measurement
 from allocation.selectors import scheme_allocation
 from balance_groups.models import AuditAction, AuditEntry, BalanceGroup, User
 from balance_groups.services import tenant_get_or_create
@@ -106,6 +106,17 @@ def test_substitutes_are_replaced_by_final_values_and_the_gap_stays(short_demo):
     )
     assert report["intervals"][0]["gaps"] == 1
     assert report["intervals"][0]["status"] == "provisional"
+
+
+@pytest.mark.django_db
+def test_the_final_values_arrive_as_mscons_interchanges(short_demo):
+    call_command("seed_demo", stdout=StringIO())
+    interchanges = Interchange.objects.order_by("received_at")
+    assert interchanges and {i.status for i in interchanges} == {InterchangeStatus.IMPORTED}
+    assert sum(i.values for i in interchanges) == sum(i.replaced for i in interchanges)
+    assert sum(i.replaced for i in interchanges) == len(demo.METERED) * (92 + 96) - 1
+    assert sum(i.refused for i in interchanges) == 0
+    assert b"MSCONS:D:04B" in interchanges[0].original_bytes()
 
 
 @pytest.mark.django_db

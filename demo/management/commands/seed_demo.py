@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from allocation.measurements import measurements_ingest
 from allocation.models import AllocationScheme, Measurement
+from allocation.mscons.services import bytes_source, mscons_import
 from allocation.selectors import scheme_allocation
 from allocation.services import scheme_change
 from balance_groups.models import BalanceGroup, User
@@ -141,8 +142,8 @@ class Command(BaseCommand):
         stored, _ = self._stored(tenant, windows)
         self._deliver("provisional delivery", tenant, windows, demo.first_delivery(values, deliveries, stored=stored))
         _, final = self._stored(tenant, windows)
-        self._deliver(
-            f"final delivery (before {deliveries.final_before:%Y-%m-%d %H:%M}Z)",
+        self._deliver_mscons(
+            f"final delivery (before {deliveries.final_before:%Y-%m-%d %H:%M}Z) as MSCONS",
             tenant,
             windows,
             demo.final_delivery(values, deliveries, final=final),
@@ -167,6 +168,27 @@ class Command(BaseCommand):
             first, last = (local_date(dt.datetime.fromisoformat(chunk[i]["start"])) for i in (0, -1))
             self.stdout.write(f"    {first} .. {last}: {len(chunk)} value(s), {time.monotonic() - self.began:.0f} s")
         self.stdout.write("    " + ", ".join(f"{key} {value}" for key, value in totals.items()))
+
+    def _deliver_mscons(self, label: str, tenant, windows, items: list[dict]):
+        """The true values as the metering point operator sends them: an MSCONS interchange a week,
+        imported like any other (the dashboard lists them under "Received interchanges")."""
+        self.stdout.write(f"  {label}: {len(items)} value(s)")
+        for chunk in demo.request_chunks(windows, items, days=DAYS_PER_REQUEST):
+            first = local_date(dt.datetime.fromisoformat(chunk[0]["start"]))
+            report = mscons_import(
+                tenant=tenant,
+                actor=ACTOR,
+                source=bytes_source(demo.as_mscons(chunk, reference=f"BKM{first:%y%m%d}")),
+                channel="command",
+                filename=f"MSCONS_{demo.TENANT_CODE}_{first:%Y%m%d}.edi",
+            )
+            for refusal in report.rejected[:3]:
+                self.stdout.write(self.style.WARNING(f"    refused segment {refusal['segment']}: {refusal['detail']}"))
+            self.stdout.write(
+                f"    interchange #{report.interchange.pk} from {first}: {report.values} value(s), {report.created} "
+                f"created, {report.replaced} replaced, {report.unchanged} unchanged, {len(report.rejected)} refused, "
+                f"{time.monotonic() - self.began:.0f} s"
+            )
 
     def _report_run(self, tenant, last_run):
         if not jobs.in_process():
