@@ -19,7 +19,7 @@ import datetime as dt
 import functools
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from allocation.models import Quality
 from allocation.mscons.reader import InterchangeError, Segment, Syntax, read_segments
@@ -69,9 +69,7 @@ class Envelope:
     reference: str = ""
     sender: str = ""
     recipient: str = ""
-    prepared: str = ""
     messages: int = 0
-    versions: set = field(default_factory=set)
 
 
 class _PendingValue:
@@ -179,7 +177,6 @@ class MsconsReader:
     def _header(self, unb: Segment) -> None:
         envelope = self.envelope
         envelope.sender, envelope.recipient = unb.value(2), unb.value(3)
-        envelope.prepared = f"{unb.value(4)}:{unb.value(4, 1)}".strip(":")
         envelope.reference = unb.value(5)
         if not envelope.reference:
             raise InterchangeError("UNB has no interchange reference (0020).", segment=unb.position)
@@ -205,7 +202,6 @@ class MsconsReader:
                 segment=unh.position,
             )
         self.envelope.messages += 1
-        self.envelope.versions.add(":".join(unh.value(2, i) for i in range(1, 5)).strip(":"))
         count = 1
         metering_point = ""
         pending: _PendingValue | None = None

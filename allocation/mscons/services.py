@@ -66,7 +66,6 @@ class MsconsReport:
     sender: str = ""
     recipient: str = ""
     days: list[dict] = field(default_factory=list)  # {"metering_point", "group", "day", "values", "energy_wh", ...}
-    clarification_cases: int = 0
 
     def as_api(self) -> dict:
         return {
@@ -255,7 +254,6 @@ def _fill(report: MsconsReport, run: _Import) -> None:
     report.messages, report.values = envelope.messages, run.reader.values_read
     report.reference, report.sender, report.recipient = envelope.reference, envelope.sender, envelope.recipient
     report.days = run.day_rows()
-    report.clarification_cases = len(run.unknown) if run.keep_cases else 0
 
 
 REPORTED = ("reference", "sender", "recipient", "messages", "values", "created", "replaced", "unchanged", "days")
