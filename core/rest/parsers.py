@@ -1,6 +1,7 @@
-"""JSON only, with a size limit answered by 413 and bad bodies answered by 400, in the error shape.
+"""JSON (and, for the MSCONS endpoint, raw EDIFACT bytes), with a size limit answered by 413 and
+bad bodies answered by 400, in the error shape.
 
-Every string of a request body (keys too) is checked once here against ``core.text`` (no NUL, no
+Every string of a JSON body (keys too) is checked once here against ``core.text`` (no NUL, no
 lone surrogate, no control character but tab and line breaks): the request is refused as invalid
 input before any view sees it.
 Bodies nested deeper than ``MAX_DEPTH`` are refused as unreadable, never a recursion crash, and
