@@ -141,6 +141,7 @@ class MsconsReader:
         self.syntax, self._segments = read_segments(chunks)
         self.envelope = Envelope()
         self.values_read = 0
+        self.locations: dict[str, Segment] = {}  # metering point -> its first LOC+172 segment
 
     def text(self, segments: Iterable[Segment]) -> str:
         return "".join(self.syntax.text(segment) for segment in segments)
@@ -235,6 +236,8 @@ class MsconsReader:
                 pending = _PendingValue(segment)
             elif tag == "LOC":
                 metering_point = segment.value(2) if segment.value(1) == "172" else ""
+                if metering_point:
+                    self.locations.setdefault(metering_point, segment)
             elif tag == "UNT":
                 if segment.value(2) != reference:
                     raise InterchangeError(

@@ -184,7 +184,6 @@ class _Import:
         span = self.unknown.get(value.metering_point)
         if span is None:
             self.unknown[value.metering_point] = {
-                "segment": value.position,
                 "values": 1,
                 "first": value.start,
                 "last": value.start,
@@ -209,7 +208,11 @@ class _Import:
                     "start": from_epoch(span["first"]).isoformat(),
                     "end": from_epoch(span["last"] + QUARTER_SECONDS).isoformat(),
                 },
-                origin={"interchange": self.interchange_id, "segment": span["segment"], "text": f"LOC+172+{point}"},
+                origin={
+                    "interchange": self.interchange_id,
+                    "segment": self.reader.locations[point].position,
+                    "text": self.reader.text([self.reader.locations[point]]),
+                },
                 channel=CHANNEL,
                 subject=ClarificationSubject.MEASUREMENT,
                 created_by=label,

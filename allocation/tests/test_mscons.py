@@ -242,7 +242,8 @@ def test_unknown_metering_point_refuses_its_values_and_keeps_one_case(meters, se
     case = ClarificationCase.objects.get()
     assert case.reason == ClarificationReason.UNKNOWN_METERING_POINT
     assert case.payload["metering_point"] == MP_NEW and case.payload["values"] == 3
-    assert case.origin["interchange"] == report.interchange.pk and case.origin["text"] == f"LOC+172+{MP_NEW}"
+    assert case.origin["interchange"] == report.interchange.pk and case.origin["text"] == f"LOC+172+{MP_NEW}'"
+    assert data.decode("iso-8859-1").splitlines()[case.origin["segment"] - 1] == case.origin["text"]
 
     new = make_group("APT-9", "consumer", metering_point=MP_NEW)
     clarification_resolve(actor=operator, case=case, action="rebook", note="meter installed")
