@@ -64,7 +64,7 @@ def group_has_measurements_outside(*, group, valid_from: dt.datetime, valid_unti
     return Measurement.objects.filter(group=group).filter(outside).exists()
 
 
-def _with_participants(versions):
+def with_participants(versions):
     return versions.select_related("surplus_to", "residual_from").prefetch_related(
         Prefetch("sources", queryset=SchemeSource.objects.select_related("group").order_by("position")),
         Prefetch("consumers", queryset=SchemeConsumer.objects.select_related("group").order_by("position")),
@@ -73,7 +73,7 @@ def _with_participants(versions):
 
 def scheme_list(*, tenant):
     """Every version of every scheme of the tenant, by code and start."""
-    return _with_participants(AllocationScheme.objects.filter(tenant=tenant)).order_by("code", "effective_from")
+    return with_participants(AllocationScheme.objects.filter(tenant=tenant)).order_by("code", "effective_from")
 
 
 def scheme_get(*, tenant, pk) -> AllocationScheme:
@@ -90,7 +90,7 @@ def scheme_versions(*, scheme: AllocationScheme, start=None, end=None) -> list[A
         versions = versions.filter(effective_from__lt=end).filter(
             Q(effective_until__isnull=True) | Q(effective_until__gt=start)
         )
-    return list(_with_participants(versions).order_by("effective_from"))
+    return list(with_participants(versions).order_by("effective_from"))
 
 
 def scheme_in_force(*, group: BalanceGroup, at: dt.datetime) -> AllocationScheme | None:
@@ -99,7 +99,7 @@ def scheme_in_force(*, group: BalanceGroup, at: dt.datetime) -> AllocationScheme
         Q(effective_until__isnull=True) | Q(effective_until__gt=at)
     )
     return (
-        _with_participants(versions.filter(Q(consumers__group=group) | Q(sources__group=group)).distinct())
+        with_participants(versions.filter(Q(consumers__group=group) | Q(sources__group=group)).distinct())
         .order_by("effective_from")
         .first()
     )
@@ -122,7 +122,7 @@ def _run(sql: str, params: dict) -> list[tuple]:
         return cursor.fetchall()
 
 
-def _allocated_quarters(spans) -> set[int]:
+def allocated_quarters(spans) -> set[int]:
     """Epochs at which every participant of the version in force has a measurement."""
     allocated = set()
     field = Measurement._meta.get_field("quarter_start")
@@ -222,7 +222,7 @@ def as_uuid(value) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
-def _ordered_union(lists) -> list:
+def ordered_union(lists) -> list:
     seen, ordered = set(), []
     for items in lists:
         for item in items:
@@ -259,8 +259,8 @@ def scheme_allocation(*, scheme: AllocationScheme, start, end, resolution: str =
     versions = scheme_versions(scheme=scheme, start=start, end=end)
     intervals, index_of = _interval_index(start, end, resolution)
     spans = _quarters_in_force(versions, start, end)
-    sources = _ordered_union([p.group for p in v.sources.all()] for v in versions)
-    consumers = _ordered_union([p.group for p in v.consumers.all()] for v in versions)
+    sources = ordered_union([p.group for p in v.sources.all()] for v in versions)
+    consumers = ordered_union([p.group for p in v.consumers.all()] for v in versions)
     source_ids, consumer_ids = {g.pk for g in sources}, {g.pk for g in consumers}
     gaps, provisional = _gap_counts(spans, intervals), [0] * len(intervals)
     version_ids = [v.pk for v in versions]
@@ -341,7 +341,7 @@ def _gap_counts(spans, intervals) -> list[int]:
     """Per interval, the quarter-hours of the versions in force in which a participant's measurement
     is missing. A quarter-hour that is not over yet cannot have its values: it is no gap."""
     gaps = [0] * len(intervals)
-    allocated = _allocated_quarters(spans) if spans else set()
+    allocated = allocated_quarters(spans) if spans else set()
     ended_by = to_epoch(timezone.now()) - QUARTER_SECONDS + 1  # starts before this have ended
     for _, lo, hi in spans:
         for epoch in range(lo, min(hi, ended_by), QUARTER_SECONDS):
@@ -368,7 +368,7 @@ def consumer_allocation(*, group: BalanceGroup, start, end, resolution: str = "1
     left unallocated (a participant's measurement missing, the consumer's own included)."""
     start, end = require_window(start, end)
     versions = list(
-        _with_participants(
+        with_participants(
             AllocationScheme.objects.filter(consumers__group=group, effective_from__lt=end)
             .filter(Q(effective_until__isnull=True) | Q(effective_until__gt=start))
             .distinct()

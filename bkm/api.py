@@ -8,6 +8,7 @@ from rest_framework.permissions import AllowAny
 
 from allocation.api import MeasurementViewSet
 from allocation.scheme_api import AllocationSchemeViewSet
+from allocation.statement_api import StatementViewSet
 from balance_groups.api import BalanceGroupViewSet
 from core.rest.errors import api_not_found
 from core.rest.routers import ApiRouter
@@ -24,6 +25,7 @@ router.register("settlement-runs", SettlementRunViewSet, basename="run")
 router.register("clarifications", ClarificationViewSet, basename="clarification")
 router.register("measurements", MeasurementViewSet, basename="measurement")
 router.register("allocation-schemes", AllocationSchemeViewSet, basename="scheme")
+router.register("statements", StatementViewSet, basename="statement")
 
 app_name = "api"
 

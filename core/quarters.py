@@ -211,3 +211,10 @@ def offset_segments(start: dt.datetime, end: dt.datetime, zone: ZoneInfo | None 
             segments.append((epoch, offset(epoch)))
         day += dt.timedelta(days=1)
     return segments
+
+
+def local_month_bounds(year: int, month: int, zone: ZoneInfo | None = None) -> tuple[dt.datetime, dt.datetime]:
+    """UTC start and end of a local calendar month (2,976 quarter-hours in a 31-day month, 4 fewer
+    or more in the months of the DST changes)."""
+    following = dt.date(year + 1, 1, 1) if month == 12 else dt.date(year, month + 1, 1)
+    return local_day_bounds(dt.date(year, month, 1), zone)[0], local_day_bounds(following, zone)[0]

@@ -160,9 +160,16 @@ def test_measurements_sent_over_http_are_allocated_by_the_worker(live_server, se
         assert call(base, key, "POST", "measurements/bulk", {"measurements": ALLOCATION_VALUES})["created"] == 12
 
     path = f"allocation-schemes/{scheme['id']}/allocation?{ALLOCATION_HOUR}"
+    statement_path = "statements/?consumer=APT-1&month=2026-03"
     first = call(base, key, "GET", path)
     assert first["up_to_date"] or first["status"] == "provisional"  # never a stale figure called final
+    statement = call(base, key, "GET", statement_path)
+    # Read right after the write: either it says it waits for the worker, or it has the new values.
+    assert not statement["up_to_date"] or (statement["local_wh"], statement["residual_wh"]) == (192, 48)
     fresh = _wait_for(
         lambda: (answer := call(base, key, "GET", path))["up_to_date"] and answer, services, "the worker to allocate"
     )
     assert_allocated_hour(base, key, fresh)
+    statement = call(base, key, "GET", statement_path)
+    assert statement["up_to_date"] is True
+    assert (statement["consumption_wh"], statement["local_wh"], statement["residual_wh"]) == (240, 192, 48)
