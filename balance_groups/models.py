@@ -130,6 +130,7 @@ class AuditAction(models.TextChoices):
     MEASUREMENT_INGEST = "measurement.ingest", "Measurements ingested"
     MEASUREMENT_CORRECT = "measurement.correct", "Final measurement corrected"
     SCHEME_CHANGE = "scheme.change", "Allocation scheme version added"
+    SITE_MONTH_CLOSE = "site.month_close", "Month closed for a site"
 
 
 class AuditEntry(models.Model):

@@ -107,11 +107,14 @@ class DemoWindow:
 
 def demo_windows(now: dt.datetime) -> list[DemoWindow]:
     """A fortnight around the spring DST change (2026-03-29 has 92 quarter-hours) and the last
-    four weeks up to the last complete quarter-hour."""
+    four weeks up to the last complete quarter-hour, reaching back to the first of the previous
+    month so that its statements are complete."""
     zone = site_zone()
     spring = DemoWindow(local_day_bounds(dt.date(2026, 3, 23), zone)[0], local_day_bounds(dt.date(2026, 4, 5), zone)[1])
     recent_end = floor_quarter(now)
-    recent_start = local_day_bounds((recent_end - dt.timedelta(days=27)).astimezone(zone).date(), zone)[0]
+    four_weeks_back = (recent_end - dt.timedelta(days=27)).astimezone(zone).date()
+    previous_month = (recent_end.astimezone(zone).date().replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+    recent_start = local_day_bounds(min(four_weeks_back, previous_month), zone)[0]
     if recent_start <= spring.end:
         return [DemoWindow(min(spring.start, recent_start), max(spring.end, recent_end))]
     return [spring, DemoWindow(recent_start, recent_end)]

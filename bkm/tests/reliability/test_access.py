@@ -114,6 +114,9 @@ def _body(name: str, world, side) -> dict:
 QUERIES = {
     "group-balance": {"start": iso(T0), "end": iso(T0 + 2 * HOUR), "resolution": "1h"},
     "scheme-allocation": {"start": iso(T0), "end": iso(T0 + 4 * HOUR), "resolution": "1h"},
+    # Both tenants have an APT-1 and a HOUSE: each reads its own.
+    "statement-list": {"consumer": "APT-1", "month": f"{T0:%Y-%m}"},
+    "statement-site": {"site": "HOUSE", "month": f"{T0:%Y-%m}"},
 }
 
 
@@ -215,7 +218,8 @@ def test_list_counts_do_not_include_another_tenants_rows():
 def dashboard_routes() -> list[tuple[str, str]]:
     routes = []
     for path, pattern in _walk(get_resolver().url_patterns):
-        if path.startswith(("api/", "admin/")) or pattern.name in ("login", "logout"):
+        # set_language only stores a choice of language, for anyone (Django's own view).
+        if path.startswith(("api/", "admin/")) or pattern.name in ("login", "logout", "set_language"):
             continue
         routes.append((pattern.name, path))
     return routes
@@ -225,6 +229,8 @@ def dashboard_url(path: str, ids: dict) -> str:
     url = "/" + path
     url = url.replace("<str:ref>", ids["group"])  # by id: the other tenant has a group with the same code
     url = url.replace("<path:code>", ids["scheme_code"])
+    url = url.replace("<str:code>", ids["group"])  # a statement's consumer, by id like <str:ref>
+    url = url.replace("<str:month>", f"{T0:%Y-%m}")
     if "bookings/" in url:
         url = url.replace("<uuid:pk>", ids["booking"])
     url = url.replace("<int:pk>", ids["interchange"])  # the only pages addressed by a number
