@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test test-embedded lint format migrate demo worker beat bench bench-quick bench-mscons clean
+.PHONY: run test test-embedded lint format migrate demo worker beat bench bench-quick bench-mscons clean messages
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache
+
+# The German catalogue: collect new texts into locale/de (needs GNU gettext), translate, compile.
+# Both files are committed, so a fresh machine needs no gettext to run.
+messages: $(VENV)/.installed
+	$(PY) manage.py makemessages -l de --no-location --ignore=.venv --ignore=staticfiles --ignore=static --ignore=bench
+	cd locale/de/LC_MESSAGES && msgfmt --check -o django.mo django.po
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .

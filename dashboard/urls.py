@@ -4,6 +4,15 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from dashboard.views import bookings, clarifications, csv_upload, groups, imbalances, mscons, overview, runs, schemes
+from dashboard.views.month_close import month_close_view
+from dashboard.views.statements import (
+    site_month,
+    site_statements_zip,
+    statement_csv_view,
+    statement_page,
+    statement_pdf_view,
+    statements_index,
+)
 
 pages = [
     path("", overview.overview, name="overview"),
@@ -30,6 +39,13 @@ pages = [
         mscons.mscons_interchange_download,
         name="mscons-interchange-download",
     ),
+    path("statements/", statements_index, name="statements"),
+    path("statements/<str:code>/<str:month>/", statement_page, name="statement"),
+    path("statements/<str:code>/<str:month>/pdf", statement_pdf_view, name="statement-pdf"),
+    path("statements/<str:code>/<str:month>/csv", statement_csv_view, name="statement-csv"),
+    path("sites/<str:ref>/<str:month>/", site_month, name="site-month"),
+    path("sites/<str:ref>/<str:month>/statements.zip", site_statements_zip, name="site-statements-zip"),
+    path("sites/<str:ref>/<str:month>/close/", month_close_view, name="month-close"),
     path("schemes/", schemes.scheme_index, name="schemes"),
     path("schemes/new/", schemes.scheme_create, name="scheme-create"),
     # A scheme's code may hold a slash (the API allows it): the path converter keeps it whole.

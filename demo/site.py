@@ -105,6 +105,11 @@ class DemoWindow:
     end: dt.datetime
 
 
+def previous_month_start(now: dt.datetime) -> dt.date:
+    """The first local day of the month before the one holding ``now``."""
+    return (now.astimezone(site_zone()).date().replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+
+
 def demo_windows(now: dt.datetime) -> list[DemoWindow]:
     """A fortnight around the spring DST change (2026-03-29 has 92 quarter-hours) and the last
     four weeks up to the last complete quarter-hour, reaching back to the first of the previous
@@ -113,8 +118,7 @@ def demo_windows(now: dt.datetime) -> list[DemoWindow]:
     spring = DemoWindow(local_day_bounds(dt.date(2026, 3, 23), zone)[0], local_day_bounds(dt.date(2026, 4, 5), zone)[1])
     recent_end = floor_quarter(now)
     four_weeks_back = (recent_end - dt.timedelta(days=27)).astimezone(zone).date()
-    previous_month = (recent_end.astimezone(zone).date().replace(day=1) - dt.timedelta(days=1)).replace(day=1)
-    recent_start = local_day_bounds(min(four_weeks_back, previous_month), zone)[0]
+    recent_start = local_day_bounds(min(four_weeks_back, previous_month_start(now)), zone)[0]
     if recent_start <= spring.end:
         return [DemoWindow(min(spring.start, recent_start), max(spring.end, recent_end))]
     return [spring, DemoWindow(recent_start, recent_end)]

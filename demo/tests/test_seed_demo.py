@@ -4,6 +4,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from allocation.models import AllocationBooking, AllocationScheme, Interchange, InterchangeStatus, Measurement
 from allocation.selectors import scheme_allocation
@@ -127,9 +128,10 @@ def test_a_late_and_a_corrected_value_wait_as_clarification_cases(short_demo):
     assert cases["PERIOD_CLOSED"]["group"] == demo.METERING_POINTS[demo.LATE_VALUE["group"]]
     corrected = Measurement.objects.get(group__code="APT-3", quarter_start=demo.CORRECTION["start"])
     assert cases["MEASUREMENT_FINAL"]["energy_wh"] == corrected.energy_wh + demo.CORRECTION["more_wh"]
-    assert all(
-        group.closed_until == local_day_bounds(demo.CLOSED_UNTIL_LOCAL_DAY)[0] for group in BalanceGroup.objects.all()
-    )
+    # March was closed first; then every month before the previous one (the cases came in between).
+    history_until = local_day_bounds(demo.previous_month_start(timezone.now()))[0]
+    assert history_until > local_day_bounds(demo.CLOSED_UNTIL_LOCAL_DAY)[0]
+    assert {group.closed_until for group in BalanceGroup.objects.all()} == {history_until}
 
 
 @pytest.mark.django_db

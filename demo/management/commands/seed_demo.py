@@ -219,6 +219,14 @@ class Command(BaseCommand):
         ).exists()
         if stored:  # only when the seeded windows hold that day, final
             self._clarify(tenant, "corrected value", key[0], key[1], values[key] + correction["more_wh"])
+        # The months before the previous one are history, closed: the previous month waits for its close.
+        history_until = local_day_bounds(demo.previous_month_start(timezone.now()))[0]
+        if history_until > closed_until:
+            for group in groups.values():
+                group.refresh_from_db()
+                if group.closed_until is None or group.closed_until < history_until:
+                    group_close(group=group, actor=ACTOR, until=history_until)
+            self.stdout.write(f"Closed until {history_until:%Y-%m-%d %H:%M}Z (the months before the previous one)")
 
     def _clarify(self, tenant, label, code, quarter, energy):
         point = demo.METERING_POINTS[code]
