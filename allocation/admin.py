@@ -10,6 +10,8 @@ from allocation.measurements import measurements_ingest
 from allocation.models import (
     AllocationBooking,
     AllocationScheme,
+    Correction,
+    CorrectionLine,
     Interchange,
     Measurement,
     Quality,
@@ -134,6 +136,29 @@ class AllocationBookingAdmin(ReadOnlyAdmin):
     list_select_related = ["source", "destination", "scheme", "booking", "tenant"]
     ordering = ["-quarter_start"]
     show_full_result_count = False
+
+
+class CorrectionLineInline(admin.TabularInline):
+    model = CorrectionLine
+    fields = ["source", "destination", "old_wh", "new_wh", "reversal", "booking"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Correction)
+class CorrectionAdmin(ReadOnlyAdmin):
+    """Late values for closed periods and what they booked (``allocation.corrections``); never edited."""
+
+    list_display = ["quarter_start", "booked_start", "group", "energy_wh", "quality", "scheme", "created_by", "tenant"]
+    list_filter = ["tenant"]
+    search_fields = ["group__code", "scheme__code"]
+    list_select_related = ["group", "scheme", "tenant"]
+    ordering = ["-booked_start", "-id"]
+    inlines = [CorrectionLineInline]
 
 
 @admin.register(Interchange)

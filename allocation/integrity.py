@@ -4,20 +4,32 @@ For every quarter-hour in which a scheme version has the measurement of every pa
 Σ allocated + surplus = generation per source, Σ allocated + residual = consumption per consumer
 (the flows are the ledger lines of the current allocation bookings), and each flow is final exactly
 when every measurement of that quarter-hour is. Every allocation booking has one key that matches
-its one line. Days still waiting for recomputation are skipped, as in settlement's checks.
+its one line. A correction after the close (``allocation.corrections``) books every changed pair
+of a closed quarter-hour in an open one: its lines match their bookings (which carry no key), and
+the quarter-hour's allocation bookings plus its corrections are the allocation of its latest values.
+Days still waiting for recomputation are skipped, as in settlement's checks.
 """
 
 import datetime as dt
 
 from django.db.models import F, Max, Min, Q
 
-from allocation.models import AllocationBooking, DayFlow, DayValue, Measurement
-from allocation.selectors import as_uuid, day_number
+from allocation.corrections import allocation_of, booked_flows, corrected_values
+from allocation.models import (
+    AllocationBooking,
+    AllocationScheme,
+    Correction,
+    CorrectionLine,
+    DayFlow,
+    DayValue,
+    Measurement,
+)
+from allocation.selectors import as_uuid, day_number, with_participants
 from core.db import EPOCH_DAY, bucket_sql, epoch_sql
 from core.integrity import MAX_REPORTED, Violation, stream, tenant_sql
-from core.quarters import QUARTER, local_day_bounds
+from core.quarters import QUARTER, local_day_bounds, to_epoch
 from settlement.integrity import DirtyDays
-from transactions.models import Booking, BookingKind
+from transactions.models import Booking, BookingKind, BookingStatus
 
 PARTICIPANTS = """
     SELECT scheme_id, group_id, 1 AS is_source FROM allocation_schemesource
@@ -212,4 +224,76 @@ def check_day_totals(tenant_ids=None) -> list:
     return violations
 
 
-ALLOCATION_CHECKS = [check_measurement_groups, check_allocation_keys, check_allocation_identities, check_day_totals]
+def check_correction_lines(tenant_ids=None) -> list:
+    """Each correction line's bookings exist, at the correction's quarter-hour, with its energies;
+    every correction booking belongs to a line and has no allocation key."""
+    lines = CorrectionLine.objects.select_related("correction", "reversal", "booking")
+    corrections = Booking.objects.filter(kind=BookingKind.CORRECTION)
+    if tenant_ids is not None:
+        lines = lines.filter(correction__tenant_id__in=tenant_ids)
+        corrections = corrections.filter(tenant_id__in=tenant_ids)
+    violations = []
+
+    def wrong(booking, source, destination, energy, start) -> bool:
+        if energy == 0:
+            return booking is not None
+        return (
+            booking is None
+            or booking.kind != BookingKind.CORRECTION
+            or booking.status != BookingStatus.FINAL
+            or (booking.source_id, booking.destination_id, booking.energy_wh) != (source, destination, energy)
+            or (booking.start, booking.end) != (start, start + QUARTER)
+        )
+
+    for line in lines.iterator():
+        start = line.correction.booked_start
+        if wrong(line.reversal, line.destination_id, line.source_id, line.old_wh, start) or wrong(
+            line.booking, line.source_id, line.destination_id, line.new_wh, start
+        ):
+            violations.append(Violation("correction_line", f"correction line {line.pk} does not match its bookings"))
+            if len(violations) >= MAX_REPORTED:
+                return violations
+    stray = corrections.exclude(
+        pk__in=CorrectionLine.objects.filter(reversal__isnull=False).values("reversal_id")
+    ).exclude(pk__in=CorrectionLine.objects.filter(booking__isnull=False).values("booking_id"))
+    for pk in stray.values_list("pk", flat=True)[: MAX_REPORTED - len(violations)]:
+        violations.append(Violation("correction_line", f"correction booking {pk} belongs to no correction line"))
+    keyed = AllocationBooking.objects.filter(booking__kind=BookingKind.CORRECTION)
+    for pk in keyed.values_list("booking_id", flat=True)[:MAX_REPORTED]:
+        violations.append(Violation("correction_line", f"correction booking {pk} has an allocation key"))
+    return violations
+
+
+def check_corrected_quarters(tenant_ids=None) -> list:
+    """Every corrected quarter-hour whose participants all have a value: what it has booked (its
+    allocation and the correction lines) is the allocation of its latest values."""
+    corrections = Correction.objects.select_related("scheme")
+    if tenant_ids is not None:
+        corrections = corrections.filter(tenant_id__in=tenant_ids)
+    dirty = DirtyDays(tenant_ids)
+    violations = []
+    for scheme_id, quarter in sorted(set(corrections.values_list("scheme_id", "quarter_start"))):
+        version = with_participants(AllocationScheme.objects.filter(pk=scheme_id)).get()
+        if dirty.covers(version.tenant_id, quarter):
+            continue
+        values = corrected_values(version, quarter)
+        participants = {p.group_id for p in (*version.sources.all(), *version.consumers.all())}
+        if not participants <= set(values):
+            continue  # not allocated yet: a late value waiting for another
+        if booked_flows(version, quarter) != allocation_of(version, to_epoch(quarter), values):
+            violations.append(
+                Violation("correction_quarter", f"scheme {scheme_id} {quarter}: the bookings are not its allocation")
+            )
+            if len(violations) >= MAX_REPORTED:
+                break
+    return violations
+
+
+ALLOCATION_CHECKS = [
+    check_measurement_groups,
+    check_allocation_keys,
+    check_allocation_identities,
+    check_day_totals,
+    check_correction_lines,
+    check_corrected_quarters,
+]

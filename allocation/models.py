@@ -304,3 +304,72 @@ class Interchange(models.Model):
     def original_bytes(self) -> bytes:
         source = self.duplicate_of if self.content is None and self.duplicate_of_id else self
         return zlib.decompress(bytes(source.content)) if source.content is not None else b""
+
+
+class Correction(models.Model):
+    """A late measurement for a quarter-hour of a closed period, booked as a correction in the first
+    open quarter-hour (``booked_start``). The closed month keeps its measurement and bookings; the
+    lines say per pair what was booked there before and what the late value makes of it."""
+
+    tenant = models.ForeignKey("balance_groups.Tenant", on_delete=models.PROTECT, related_name="+")
+    case = models.OneToOneField("transactions.ClarificationCase", on_delete=models.PROTECT, related_name="correction")
+    scheme = models.ForeignKey(AllocationScheme, on_delete=models.PROTECT, related_name="corrections")
+    quarter_start = models.DateTimeField(help_text="The corrected quarter-hour (in a closed period).")
+    booked_start = models.DateTimeField(help_text="The quarter-hour the correction bookings are dated in.")
+    group = models.ForeignKey("balance_groups.BalanceGroup", on_delete=models.PROTECT, related_name="+")
+    energy_wh = models.BigIntegerField(help_text="The late value of the group in the corrected quarter-hour.")
+    quality = models.CharField(max_length=16, choices=Quality.choices)
+    created_at = models.DateTimeField()
+    created_by = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["booked_start", "id"]
+        indexes = [
+            models.Index(fields=["tenant", "booked_start"], name="correction_tenant_booked"),
+            models.Index(fields=["scheme", "quarter_start"], name="correction_scheme_quarter"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(energy_wh__gte=0), name="correction_energy_not_negative"),
+            models.CheckConstraint(condition=Q(quality__in=Quality.values), name="correction_quality_valid"),
+            models.CheckConstraint(condition=Q(booked_start__gt=F("quarter_start")), name="correction_booked_later"),
+        ]
+
+    def __str__(self):
+        return f"{self.quarter_start:%Y-%m-%d %H:%M}Z booked {self.booked_start:%Y-%m-%d %H:%M}Z"
+
+
+class CorrectionLine(models.Model):
+    """One pair of a correction: ``reversal`` takes back the ``old_wh`` booked for the corrected
+    quarter-hour (destination → source), ``booking`` books the ``new_wh`` (source → destination)."""
+
+    correction = models.ForeignKey(Correction, on_delete=models.PROTECT, related_name="lines")
+    source = models.ForeignKey("balance_groups.BalanceGroup", on_delete=models.PROTECT, related_name="+")
+    destination = models.ForeignKey("balance_groups.BalanceGroup", on_delete=models.PROTECT, related_name="+")
+    old_wh = models.BigIntegerField()
+    new_wh = models.BigIntegerField()
+    reversal = models.OneToOneField(
+        "transactions.Booking", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    booking = models.OneToOneField(
+        "transactions.Booking", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["correction", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["correction", "source", "destination"], name="correction_line_pair"),
+            models.CheckConstraint(condition=Q(old_wh__gte=0) & Q(new_wh__gte=0), name="correction_line_not_negative"),
+            models.CheckConstraint(condition=~Q(old_wh=F("new_wh")), name="correction_line_changes"),
+            # A booking exactly for each amount that is not zero.
+            models.CheckConstraint(
+                condition=Q(old_wh=0, reversal__isnull=True) | Q(old_wh__gt=0, reversal__isnull=False),
+                name="correction_line_reversal",
+            ),
+            models.CheckConstraint(
+                condition=Q(new_wh=0, booking__isnull=True) | Q(new_wh__gt=0, booking__isnull=False),
+                name="correction_line_booking",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.source_id} -> {self.destination_id}: {self.old_wh} -> {self.new_wh} Wh"

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from allocation.models import (
     AllocationScheme,
+    CorrectionLine,
     DayFlow,
     DayValue,
     Interchange,
@@ -402,3 +403,49 @@ def consumer_allocation(*, group: BalanceGroup, start, end, resolution: str = "1
 def interchange_list(*, tenant):
     """The tenant's received MSCONS interchanges, newest first, without their bytes."""
     return Interchange.objects.filter(tenant=tenant).defer("content")
+
+
+def correction_lines(*, consumer_ids, start: dt.datetime, end: dt.datetime) -> dict:
+    """``{consumer id: [{"corrects", "scheme", "local_wh", "residual_wh", "quarter_hours"}]}``: the
+    corrections booked in ``[start, end)`` to each consumer, per corrected local month ("YYYY-MM")
+    and scheme version, by month and version start. The energies are changes (new - old) of the
+    energy from the version's sources (local) and from its ``residual_from`` to the consumer;
+    ``quarter_hours`` counts the corrected quarter-hours. Consumers without corrections are left out.
+    (An allocation pair always ends at a consumer, so the consumer is the line's destination.)"""
+    start, end = require_window(start, end)
+    rows = CorrectionLine.objects.filter(
+        destination_id__in=list(consumer_ids), correction__booked_start__gte=start, correction__booked_start__lt=end
+    ).values_list(
+        "correction__scheme_id", "correction__quarter_start", "source_id", "destination_id", "old_wh", "new_wh"
+    )
+    rows = list(rows)
+    versions = {v.pk: v for v in with_participants(AllocationScheme.objects.filter(pk__in={row[0] for row in rows}))}
+    found: dict = {}
+    for scheme_id, quarter, source, consumer, old_wh, new_wh in rows:
+        version = versions[scheme_id]
+        if not any(c.group_id == consumer for c in version.consumers.all()):
+            continue  # e.g. a consumer of another scheme that receives this one's surplus
+        month = f"{local_date(quarter):%Y-%m}"
+        entry = found.setdefault((consumer, month, version.effective_from, scheme_id), [0, 0, set()])
+        if any(s.group_id == source for s in version.sources.all()):
+            entry[0] += new_wh - old_wh
+        elif source == version.residual_from_id:
+            entry[1] += new_wh - old_wh
+        entry[2].add(quarter)
+    out: dict = defaultdict(list)
+    for (consumer, month, _, scheme_id), (local, residual, quarters) in sorted(found.items(), key=_by_month_version):
+        out[consumer].append(
+            {
+                "corrects": month,
+                "scheme": scheme_id,
+                "local_wh": local,
+                "residual_wh": residual,
+                "quarter_hours": len(quarters),
+            }
+        )
+    return dict(out)
+
+
+def _by_month_version(item) -> tuple:
+    (consumer, month, effective_from, _), _ = item
+    return str(consumer), month, effective_from

@@ -10,6 +10,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Max, Min, Q
 
+from allocation.corrections import correction_book
 from allocation.measurements import measurements_ingest
 from allocation.models import AllocationMethod, AllocationScheme, Measurement, SchemeConsumer, SchemeSource
 from allocation.mscons.services import mscons_rebook
@@ -210,16 +211,23 @@ def _announce_measured_days(scheme: AllocationScheme, *, groups) -> None:
 ERRORS_BY_CODE = {error.code: error for error in (InvalidInput, PeriodClosed, MeasurementFinal)}
 
 
-def measurement_rebook(*, case, actor) -> None:
+def measurement_rebook(*, case, actor) -> str | None:
     """Store a clarification case's measurement now; a final value it contradicts is corrected.
     An unknown metering point's case imports that metering point's values from its interchange.
 
     The correction of a final value changes the measurement (audited with the value it had), and
-    the allocation of that quarter-hour is then reversed and booked anew (never edited).
+    the allocation of that quarter-hour is then reversed and booked anew (never edited). A value
+    for a closed period is booked as a correction in the first open quarter-hour instead
+    (``allocation.corrections``); the returned text then says where.
     """
     if case.reason == ClarificationReason.UNKNOWN_METERING_POINT:
         mscons_rebook(case=case, actor=actor)
-        return
+        return None
+    if case.reason in (ClarificationReason.PERIOD_CLOSED, ClarificationReason.MEASUREMENT_FINAL):
+        # A quarter-hour of a closed period is never edited: the value is booked as a correction.
+        booked = correction_book(case=case, actor=actor)
+        if booked is not None:
+            return booked
     result = measurements_ingest(
         tenant=case.tenant,
         actor=actor,
@@ -231,3 +239,4 @@ def measurement_rebook(*, case, actor) -> None:
     if result.rejected:
         refusal = result.rejected[0]
         raise ERRORS_BY_CODE.get(refusal["code"], InvalidInput)(refusal["detail"], errors=refusal.get("errors"))
+    return None

@@ -11,6 +11,7 @@ import os
 import re
 import zipfile
 from decimal import Decimal
+from xml.sax.saxutils import escape
 
 import reportlab
 from django.utils import timezone, translation
@@ -32,8 +33,10 @@ pdfmetrics.registerFont(TTFont("BkmSans-Bold", os.path.join(FONTS, "VeraBd.ttf")
 TEXT = ParagraphStyle("text", fontName="BkmSans", fontSize=9, leading=12)
 SMALL = ParagraphStyle("small", parent=TEXT, fontSize=7.5, leading=9.5, textColor=colors.HexColor("#555555"))
 TITLE = ParagraphStyle("title", parent=TEXT, fontName="BkmSans-Bold", fontSize=16, leading=20, spaceAfter=2 * mm)
-HEADING = ParagraphStyle("heading", parent=TEXT, fontName="BkmSans-Bold", fontSize=10.5, spaceBefore=4 * mm)
-BANNER = ParagraphStyle("banner", parent=TEXT, fontName="BkmSans-Bold", fontSize=11, textColor=colors.white)
+HEADING = ParagraphStyle(
+    "heading", parent=TEXT, fontName="BkmSans-Bold", fontSize=10.5, leading=14, spaceBefore=4 * mm, spaceAfter=1.5 * mm
+)
+BANNER = ParagraphStyle("banner", parent=TEXT, fontName="BkmSans-Bold", fontSize=11, leading=14, textColor=colors.white)
 GRID = colors.HexColor("#c9d2de")
 PROVISIONAL_COLOUR, FINAL_COLOUR = colors.HexColor("#b35c00"), colors.HexColor("#1f4e79")
 
@@ -67,12 +70,18 @@ def _line_label(line: dict) -> str:
     return _("Correction of %(month)s") % {"month": line["corrects"]}
 
 
+def _price_places(line: dict) -> int:
+    """Cents for a fee; a ct/kWh price with the places it has (27.5, 27.4999), at least one."""
+    if line["price_unit"] == "EUR/month":
+        return 2
+    return max(1, -line["price"].normalize().as_tuple().exponent)
+
+
 def _price(line: dict) -> str:
     if line["price"] is None:
         return ""
-    places = 2 if line["price_unit"] == "EUR/month" else max(1, -line["price"].normalize().as_tuple().exponent)
     unit = _("EUR/month") if line["price_unit"] == "EUR/month" else _("ct/kWh")
-    return f"{number_format(line['price'], places, use_l10n=True)} {unit}"
+    return f"{number_format(line['price'], _price_places(line), use_l10n=True)} {unit}"
 
 
 def _status_reasons(statement: dict) -> list[str]:
@@ -138,12 +147,22 @@ def statement_pdf(statement: dict, *, site_name: str, language: str) -> bytes:
             bottomMargin=18 * mm,
             title=f"{title} {statement['month']} {statement['consumer_code']}",
             author="BKM",
+            initialFontName="BkmSans",  # else every page names Helvetica, a font that is not embedded
         )
         final = statement["status"] == "final"
-        story = [Paragraph(f"{title} {statement['month']}", TITLE)]
+        story = [Paragraph(escape(f"{title} {statement['month']}"), TITLE)]
         banner_text = _("FINAL") if final else _("PROVISIONAL") + ": " + ", ".join(_status_reasons(statement))
-        banner = Table([[Paragraph(banner_text, BANNER)]], colWidths=[174 * mm])
-        banner.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, -1), FINAL_COLOUR if final else PROVISIONAL_COLOUR)]))
+        banner = Table([[Paragraph(escape(banner_text), BANNER)]], colWidths=[174 * mm])
+        banner.setStyle(
+            TableStyle(
+                [
+                    ("FONT", (0, 0), (-1, -1), "BkmSans-Bold", 11),  # a cell's default is Helvetica, never embedded
+                    ("BACKGROUND", (0, 0), (-1, -1), FINAL_COLOUR if final else PROVISIONAL_COLOUR),
+                    ("TOPPADDING", (0, 0), (-1, -1), 5),
+                    ("BOTTOMPADDING", (0, 0), (-1, -1), 6),
+                ]
+            )
+        )
         story += [banner, Spacer(0, 3 * mm)]
         facts = [
             (_("Site"), site_name),
@@ -153,13 +172,13 @@ def statement_pdf(statement: dict, *, site_name: str, language: str) -> bytes:
         ]
         story.append(
             _table(
-                [[Paragraph(k, TEXT), Paragraph(v, TEXT)] for k, v in facts],
+                [[Paragraph(escape(k), TEXT), Paragraph(escape(v), TEXT)] for k, v in facts],
                 [40 * mm, 134 * mm],
                 header=False,
                 numbers_from=2,
             )
         )
-        story.append(Paragraph(_("Energy"), HEADING))
+        story.append(Paragraph(escape(_("Energy")), HEADING))
         energy = [[_("Item"), "kWh"], [_("Consumption"), _kwh(statement["consumption_wh"])]]
         for part in statement["local"]:
             energy.append([_("Local from %(source)s") % {"source": part["source_name"]}, _kwh(part["energy_wh"])])
@@ -177,7 +196,7 @@ def statement_pdf(statement: dict, *, site_name: str, language: str) -> bytes:
         ]
         story.append(_table(energy, [130 * mm, 44 * mm]))
         if statement["amounts"] is not None:
-            story.append(Paragraph(_("Amounts"), HEADING))
+            story.append(Paragraph(escape(_("Amounts")), HEADING))
             rows = [[_("Item"), _("Period"), "kWh", _("Price"), "EUR"]]
             for line in statement["lines"]:
                 rows.append(
@@ -193,7 +212,7 @@ def statement_pdf(statement: dict, *, site_name: str, language: str) -> bytes:
             table = _table(rows, [42 * mm, 50 * mm, 24 * mm, 32 * mm, 26 * mm], numbers_from=2)
             table.setStyle(TableStyle([("FONT", (0, -1), (-1, -1), "BkmSans-Bold", 9)]))
             story.append(table)
-        story.append(Paragraph(_("Per day"), HEADING))
+        story.append(Paragraph(escape(_("Per day")), HEADING))
         days = [[_("Day"), _("Consumption") + " kWh", _("Local") + " kWh", _("Residual") + " kWh", _("Status")]]
         for day in statement["days"]:
             days.append(
@@ -242,7 +261,8 @@ def statement_csv(statement: dict, *, language: str) -> str:
             writer.writerow([])
             writer.writerow([_("Item"), _("From"), _("To"), "Wh", _("Price"), _("Unit"), "EUR"])
             for line in statement["lines"]:
-                price = "" if line["price"] is None else number_format(line["price"], None, use_l10n=True)
+                price = line["price"]
+                price = "" if price is None else number_format(price, _price_places(line), use_l10n=True)
                 writer.writerow(
                     [
                         _line_label(line),

@@ -6,13 +6,14 @@ its ``AppConfig.ready``), so this app resolves every case without importing the 
 
 from collections.abc import Callable
 
-Rebook = Callable[..., None]
+Rebook = Callable[..., str | None]
 
 _rebooks: dict[str, Rebook] = {}
 
 
 def provide_rebook(subject: str, rebook: Rebook) -> Rebook:
-    """Register ``rebook(case=, actor=)`` for cases of ``subject``; it raises a ``BkmError`` to refuse."""
+    """Register ``rebook(case=, actor=)`` for cases of ``subject``; it raises a ``BkmError`` to refuse
+    and may return a short text of what it did, which leads the case's resolution note."""
     _rebooks[subject] = rebook
     return rebook
 

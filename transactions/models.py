@@ -13,6 +13,7 @@ class BookingKind(models.TextChoices):
     SETTLEMENT = "settlement", "Settlement"
     REVERSAL = "reversal", "Reversal"
     ALLOCATION = "allocation", "Allocation"
+    CORRECTION = "correction", "Correction"  # a late value for a closed period, booked in an open one
 
 
 class Booking(models.Model):

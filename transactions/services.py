@@ -308,17 +308,17 @@ def clarification_resolve(*, case: ClarificationCase, actor, action: str, note: 
         case = ClarificationCase.objects.select_for_update().get(pk=case.pk)
         if case.status != ClarificationStatus.OPEN:
             raise Conflict(f"This case is {case.status} already.")
-        booking = None
+        booking, outcome = None, None
         if action == "rebook" and case.subject == ClarificationSubject.BOOKING:
             result = booking_create(tenant=case.tenant, actor=actor, **booking_fields_from_payload(case.payload))
             booking = result.booking
         elif action == "rebook":
-            rebook_for(case.subject)(case=case, actor=actor)
+            outcome = rebook_for(case.subject)(case=case, actor=actor)  # a text: where it was booked
         case.status = ClarificationStatus.REBOOKED if action == "rebook" else ClarificationStatus.DISMISSED
         case.booking = booking
         case.resolved_at = timezone.now()
         case.resolved_by = actor_label(actor)
-        case.resolution_note = note
+        case.resolution_note = f"{outcome} {note}".strip() if isinstance(outcome, str) else note
         case.save()
         audit_record(
             tenant=case.tenant,

@@ -49,6 +49,8 @@ def clarification_resolve_view(request, tenant, pk):
         else:
             if case.booking_id:
                 messages.success(request, f"Case rebooked as booking {case.booking}.")
+            elif case.status == ClarificationStatus.REBOOKED:
+                messages.success(request, f"Case rebooked. {case.resolution_note}".strip())
             else:
                 messages.success(request, "Case dismissed.")
             return redirect("dashboard:clarifications")
