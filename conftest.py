@@ -3,6 +3,7 @@ import os
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.utils import translation
 from hypothesis import settings as hypothesis_settings
 
 from balance_groups.factories import GroupFactory, TenantFactory, UserFactory
@@ -34,6 +35,14 @@ def _require_services(request):
         _unavailable("needs PostgreSQL (set DATABASE_URL)")
     if request.node.get_closest_marker("redis") and not settings.REDIS_URL:
         _unavailable("needs Redis (set REDIS_URL)")
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    # A request activates its language in the thread and leaves it there; every test starts in English.
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
 
 
 @pytest.fixture(autouse=True)

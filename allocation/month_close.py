@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from allocation.models import AllocationScheme, Measurement
-from allocation.selectors import _gap_counts, _quarters_in_force, with_participants
+from allocation.selectors import gap_counts, quarters_in_force, with_participants
 from allocation.statements import month_window, site_groups
 from balance_groups.audit import audit_record
 from balance_groups.models import AuditAction, BalanceGroup
@@ -211,7 +211,7 @@ def _gaps(*, tenant, windows: dict, since: dt.datetime, end: dt.datetime) -> lis
             continue
         lo = min(starts)
         days = list(buckets(local_day_bounds(local_date(lo))[0], end, "1d"))
-        counts = _gap_counts(_quarters_in_force(scheme_versions, lo, end), days)
+        counts = gap_counts(quarters_in_force(scheme_versions, lo, end), days)
         total = sum(counts)
         if not total:
             continue

@@ -106,7 +106,7 @@ def scheme_in_force(*, group: BalanceGroup, at: dt.datetime) -> AllocationScheme
     )
 
 
-def _quarters_in_force(versions, start: dt.datetime, end: dt.datetime) -> list[tuple]:
+def quarters_in_force(versions, start: dt.datetime, end: dt.datetime) -> list[tuple]:
     """``(version, first epoch, end epoch)`` of each version clipped to the window."""
     spans = []
     for version in versions:
@@ -259,11 +259,11 @@ def scheme_allocation(*, scheme: AllocationScheme, start, end, resolution: str =
     stale = stale_days(tenant_id=scheme.tenant_id, start=start, end=end)  # read first: see group_balance
     versions = scheme_versions(scheme=scheme, start=start, end=end)
     intervals, index_of = _interval_index(start, end, resolution)
-    spans = _quarters_in_force(versions, start, end)
+    spans = quarters_in_force(versions, start, end)
     sources = ordered_union([p.group for p in v.sources.all()] for v in versions)
     consumers = ordered_union([p.group for p in v.consumers.all()] for v in versions)
     source_ids, consumer_ids = {g.pk for g in sources}, {g.pk for g in consumers}
-    gaps, provisional = _gap_counts(spans, intervals), [0] * len(intervals)
+    gaps, provisional = gap_counts(spans, intervals), [0] * len(intervals)
     version_ids = [v.pk for v in versions]
     measured = (
         _measured([g.pk for g in (*sources, *consumers)], version_ids, start, end, resolution) if versions else {}
@@ -338,7 +338,7 @@ def scheme_allocation(*, scheme: AllocationScheme, start, end, resolution: str =
     }
 
 
-def _gap_counts(spans, intervals) -> list[int]:
+def gap_counts(spans, intervals) -> list[int]:
     """Per interval, the quarter-hours of the versions in force in which a participant's measurement
     is missing. A quarter-hour that is not over yet cannot have its values: it is no gap."""
     gaps = [0] * len(intervals)
@@ -382,7 +382,7 @@ def consumer_allocation(*, group: BalanceGroup, start, end, resolution: str = "1
     source_ids = {p.group_id for v in versions for p in v.sources.all()}
     rows = [{"start": lo, "end": hi, "consumption_wh": 0, "local_wh": 0, "residual_wh": 0} for lo, hi in intervals]
     open_ = [0] * len(rows)
-    gaps = _gap_counts(_quarters_in_force(versions, start, end), intervals)
+    gaps = gap_counts(quarters_in_force(versions, start, end), intervals)
     measured = _measured([group.pk], [v.pk for v in versions], start, end, resolution)
     for (bucket, _), (wh, _, provisional) in measured.items():
         rows[index_of(bucket)]["consumption_wh"] += wh

@@ -17,7 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from allocation.models import AllocationScheme, DayFlow, DayValue, Measurement
-from allocation.selectors import allocated_quarters, as_uuid, ordered_union, with_participants
+from allocation.selectors import allocated_quarters, as_uuid, correction_lines, ordered_union, with_participants
 from balance_groups.models import BalanceGroup, GroupKind
 from core.db import epoch_sql, in_list, in_params, sql_values
 from core.errors import InvalidInput
@@ -207,12 +207,13 @@ def _provisional_days(day_rows) -> list[tuple]:
     return windows
 
 
-def _statements(*, consumers: list[BalanceGroup], month: _Month, corrections=None) -> list[dict]:
+def _statements(*, consumers: list[BalanceGroup], month: _Month) -> list[dict]:
     """The statements of ``consumers`` for the month, by code; a consumer in no scheme has none."""
     ids = [consumer.pk for consumer in consumers]
     versions = _versions_of(ids, month.start, month.end) if ids else []
     if not versions:
         return []
+    corrections = _correction_amount_lines(correction_lines(consumer_ids=ids, start=month.start, end=month.end))
     version_ids = [version.pk for version in versions]
     values = list(
         DayValue.objects.filter(
@@ -238,7 +239,7 @@ def _statements(*, consumers: list[BalanceGroup], month: _Month, corrections=Non
                     values=[row for row in values if row[2] == consumer.pk],
                     flows=[row for row in flows if row[3] == consumer.pk],
                     provisional=provisional.get(consumer.pk, set()),
-                    corrections=(corrections or {}).get(consumer.pk, []),
+                    corrections=corrections.get(consumer.pk, []),
                 )
             )
     return statements
@@ -290,7 +291,7 @@ def _statement(consumer, versions, month: _Month, *, values, flows, provisional,
     local_wh, residual_wh = sum(local.values()), sum(residual.values())
     sources = ordered_union([p.group for p in v.sources.all()] for v in versions)
     lines = _amount_lines(versions, month, local, residual) + list(corrections)
-    priced = any(getattr(v, f) is not None for v in versions for f in PRICE_FIELDS.values()) or corrections
+    priced = any(getattr(v, f) is not None for v in versions for f in PRICE_FIELDS.values()) or bool(corrections)
     closed = consumer.closed_until is not None and consumer.closed_until >= month.end
     final = closed and not any(day_open) and total == local_wh + residual_wh
     latest = versions[-1]
@@ -363,6 +364,38 @@ def _amount_lines(versions, month: _Month, local: dict, residual: dict) -> list[
     return lines
 
 
+CORRECTION_KINDS = {LOCAL: "correction_local", RESIDUAL: "correction_residual"}
+
+
+def _correction_amount_lines(corrections: dict) -> dict:
+    """consumer id -> amount lines of the corrections booked in the month: per corrected month and
+    version, the change of local and of residual energy at that version's prices. A version
+    without a price for the energy has no amount line, as in its own month."""
+    versions = AllocationScheme.objects.in_bulk({entry["scheme"] for found in corrections.values() for entry in found})
+    lines = defaultdict(list)
+    for consumer_id, found in corrections.items():
+        for entry in found:
+            version = versions[entry["scheme"]]
+            start, end = month_window(entry["corrects"])
+            for kind, energy in ((LOCAL, entry["local_wh"]), (RESIDUAL, entry["residual_wh"])):
+                price = getattr(version, PRICE_FIELDS[kind])
+                if price is None or energy == 0:
+                    continue
+                lines[consumer_id].append(
+                    {
+                        "kind": CORRECTION_KINDS[kind],
+                        "start": max(start, version.effective_from),
+                        "end": end if version.effective_until is None else min(end, version.effective_until),
+                        "energy_wh": energy,
+                        "price": price,
+                        "price_unit": PRICE_UNITS[kind],
+                        "amount_eur": energy_amount(energy, price),
+                        "corrects": entry["corrects"],
+                    }
+                )
+    return lines
+
+
 def _amounts(lines: list[dict]) -> dict:
     def total(*kinds) -> Decimal:
         return sum((line["amount_eur"] for line in lines if line["kind"] in kinds), Decimal("0.00"))
@@ -371,8 +404,8 @@ def _amounts(lines: list[dict]) -> dict:
         "local_eur": total(LOCAL),
         "residual_eur": total(RESIDUAL),
         "base_fee_eur": total(BASE_FEE),
-        "corrections_eur": total("correction_local", "correction_residual"),
-        "total_eur": total(LOCAL, RESIDUAL, BASE_FEE, "correction_local", "correction_residual"),
+        "corrections_eur": total(*CORRECTION_KINDS.values()),
+        "total_eur": total(LOCAL, RESIDUAL, BASE_FEE, *CORRECTION_KINDS.values()),
     }
 
 

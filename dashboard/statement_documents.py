@@ -67,7 +67,9 @@ def _line_label(line: dict) -> str:
     labels = {"local": _("Local energy"), "residual": _("Residual supply"), "base_fee": _("Base fee")}
     if line["kind"] in labels:
         return labels[line["kind"]]
-    return _("Correction of %(month)s") % {"month": line["corrects"]}
+    if line["kind"] == "correction_local":
+        return _("Correction of %(month)s: local energy") % {"month": line["corrects"]}
+    return _("Correction of %(month)s: residual supply") % {"month": line["corrects"]}
 
 
 def _price_places(line: dict) -> int:

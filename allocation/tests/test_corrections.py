@@ -1,6 +1,7 @@
 """A late value for a closed month: booked as a correction in the first open quarter-hour."""
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from django.contrib.messages import get_messages
@@ -8,6 +9,7 @@ from django.urls import reverse
 
 from allocation.models import AllocationBooking, Correction, CorrectionLine, Measurement
 from allocation.selectors import correction_lines
+from allocation.statements import consumer_statement
 from balance_groups.models import AuditAction, AuditEntry
 from balance_groups.services import group_close
 from core.errors import GroupNotValid, InvalidInput
@@ -296,3 +298,52 @@ def test_a_final_value_contradicted_before_the_close_is_corrected_after_it(site,
         ("PV", "APT-2", 40, 31),
     ]
     assert not list(ledger_violations())
+
+
+def test_the_next_statement_shows_the_correction_as_its_own_lines(site, make_scheme, measure, operator, api):
+    prices = {"price_local_ct_per_kwh": Decimal("27.5"), "price_residual_ct_per_kwh": Decimal("38.9")}
+    make_scheme("dynamic", sources=[site.pv], prices=prices)
+    measure({site.pv: [10000], site.apt1: [6000], site.apt2: [4000]}, start=Q, status="final")
+    close_january(site, operator)
+    site.apt1.refresh_from_db()
+    closed = consumer_statement(group=site.apt1, month="2026-01")
+    rebook(late(measure, site.apt1, 9000), operator)
+    site.apt1.refresh_from_db()
+    assert consumer_statement(group=site.apt1, month="2026-01") == closed  # the closed month stays as billed
+    # 10000 Wh by 9000:4000 -> 6923.08 / 3076.92 -> 6923 / 3077; the grid supplies 2077 and 923 Wh.
+    february = consumer_statement(group=site.apt1, month="2026-02")
+    assert (february["consumption_wh"], february["local_wh"], february["residual_wh"]) == (0, 0, 0)
+    assert [(line["kind"], line["energy_wh"]) for line in february["lines"][:2]] == [("local", 0), ("residual", 0)]
+    corrections = february["lines"][2:]
+    assert [(line["kind"], line["corrects"], line["energy_wh"], line["amount_eur"]) for line in corrections] == [
+        ("correction_local", "2026-01", 923, Decimal("0.25")),  # 923 Wh x 27.5 ct/kWh = 0.2538 EUR
+        ("correction_residual", "2026-01", 2077, Decimal("0.81")),  # 2077 Wh x 38.9 ct/kWh = 0.8080 EUR
+    ]
+    assert february["lines"][2]["start"] == T0  # the month corrected, from the scheme's start
+    assert february["lines"][2]["end"] == FEB
+    assert (february["amounts"]["corrections_eur"], february["amounts"]["total_eur"]) == (Decimal("1.06"),) * 2
+    other = consumer_statement(group=site.apt2, month="2026-02")
+    assert [(line["energy_wh"], line["amount_eur"]) for line in other["lines"] if line["corrects"]] == [
+        (-923, Decimal("-0.25")),  # less local energy is money back
+        (923, Decimal("0.36")),
+    ]
+    march = consumer_statement(group=site.apt1, month="2026-03")
+    assert [line for line in march["lines"] if line["corrects"]] == []  # booked once, in February
+    body = api.get("/api/v1/statements/", {"consumer": "APT-1", "month": "2026-02"}).json()
+    assert [(line["kind"], line["corrects"], line["amount_eur"]) for line in body["lines"] if line["corrects"]] == [
+        ("correction_local", "2026-01", "0.25"),
+        ("correction_residual", "2026-01", "0.81"),
+    ]
+    assert body["amounts"]["corrections_eur"] == "1.06"
+
+
+def test_the_statement_page_shows_the_correction_lines(site, make_scheme, measure, operator, client):
+    make_scheme("dynamic", sources=[site.pv], prices={"price_local_ct_per_kwh": Decimal("27.5")})
+    measure({site.pv: [10000], site.apt1: [6000], site.apt2: [4000]}, start=Q, status="final")
+    close_january(site, operator)
+    rebook(late(measure, site.apt1, 9000), operator)
+    client.force_login(operator)
+    page = client.get(reverse("dashboard:statement", args=["APT-1", "2026-02"]), HTTP_ACCEPT_LANGUAGE="de")
+    assert page.status_code == 200
+    assert "Korrektur 2026-01: lokaler Strom" in page.text
+    assert "Reststrom (Netzbezug)" not in page.text.split("Korrektur 2026-01")[-1]  # no residual price, no line

@@ -123,6 +123,20 @@ def test_every_reason_for_provisional_is_named(statement):
     assert "3 provisional quarter-hours, 2976 missing quarter-hours, not up to date" in text
 
 
+def test_a_correction_line_names_the_month_it_corrects(statement):
+    start, end = statement["start"], statement["end"]
+    line = {"start": start, "end": end, "price": Decimal("27.5"), "price_unit": "ct/kWh", "corrects": "2026-09"}
+    lines = [
+        {**line, "kind": "correction_local", "energy_wh": -923, "amount_eur": Decimal("-0.25")},
+        {**line, "kind": "correction_residual", "energy_wh": 2077, "amount_eur": Decimal("0.81")},
+    ]
+    german = pdf_text(statement_pdf({**statement, "lines": lines}, site_name=SITE, language="de"))
+    assert "Korrektur 2026-09: lokaler Strom" in german and "Korrektur 2026-09: Reststrom (Netzbezug)" in german
+    assert "-0,923" in german and "-0,25" in german
+    english = statement_csv({**statement, "lines": lines}, language="en")
+    assert "Correction of 2026-09: local energy" in english and "Correction of 2026-09: residual supply" in english
+
+
 def test_a_statement_without_prices_has_no_amounts_table(statement):
     text = pdf_text(statement_pdf({**statement, "lines": [], "amounts": None}, site_name=SITE, language="de"))
     assert "Beträge" not in text and "888,87" not in text
