@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine (Python 3.11+ and make present):
-#   make run   - virtualenv, install, migrate, demo data, serve on http://127.0.0.1:8000
+#   make run   - virtualenv, install, migrate, demo data, serve on http://$(HOST):$(PORT)/
+#                (default 127.0.0.1:8000; another port: make run PORT=18600)
 #   make test  - virtualenv, install, lint, the whole test suite
 PYTHON ?= python3
 VENV := .venv
@@ -19,7 +20,7 @@ migrate: $(VENV)/.installed
 	$(PY) manage.py migrate --no-input
 
 demo: migrate
-	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo --host $(HOST) --port $(PORT)
 
 run: demo
 	$(PY) manage.py collectstatic --no-input --verbosity 0
@@ -30,11 +31,12 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache
 
-# The German catalogue: collect new texts into locale/de (needs GNU gettext), translate, compile.
+# The German catalogue: collect new texts into locale/de (collecting needs GNU xgettext), translate,
+# compile (pure Python).
 # Both files are committed, so a fresh machine needs no gettext to run.
 messages: $(VENV)/.installed
 	$(PY) manage.py makemessages -l de --no-location --ignore=.venv --ignore=staticfiles --ignore=static --ignore=bench
-	cd locale/de/LC_MESSAGES && msgfmt --check -o django.mo django.po
+	$(PY) -c "import polib; polib.pofile('locale/de/LC_MESSAGES/django.po').save_as_mofile('locale/de/LC_MESSAGES/django.mo')"
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix .

@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.http import FileResponse, Http404
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from allocation.measurements import measurements_ingest
 from allocation.models import (
@@ -18,19 +19,9 @@ from allocation.models import (
     SchemeConsumer,
     SchemeSource,
 )
+from core.admin import ReadOnlyAdmin, wh_column
 from core.rest.fields import format_instant
 from core.status import Status
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class MeasurementForm(forms.ModelForm):
@@ -51,7 +42,16 @@ class MeasurementAdmin(admin.ModelAdmin):
     """Values are written through ``measurements_ingest``, so the admin obeys the API's rules
     (alignment, closed periods, final values); a final value is shown read-only."""
 
-    list_display = ["quarter_start", "group", "energy_wh", "quality", "status", "updated_at", "updated_by", "tenant"]
+    list_display = [
+        "quarter_start",
+        "group",
+        wh_column("energy_wh", _("Energy (Wh)")),
+        "quality",
+        "status",
+        "updated_at",
+        "updated_by",
+        "tenant",
+    ]
     list_filter = ["quality", "status", ("quarter_start", admin.DateFieldListFilter), "tenant"]
     search_fields = ["group__code", "group__metering_point"]
     list_select_related = ["group", "tenant"]

@@ -53,8 +53,8 @@ class MeasurementFilter(django_filters.FilterSet):
     group = GroupRefFilter(field_name="group", label="A source or consumer: id, code or metering point")
     start = InstantFilter(field_name="quarter_start", lookup_expr="gte", label="Quarter-hours from (inclusive)")
     end = InstantFilter(field_name="quarter_start", lookup_expr="lt", label="Quarter-hours before (exclusive)")
-    quality = django_filters.ChoiceFilter(choices=Quality.choices)
-    status = django_filters.ChoiceFilter(choices=Status.choices)
+    quality = django_filters.ChoiceFilter(choices=Quality.choices, label="Values of this quality")
+    status = django_filters.ChoiceFilter(choices=Status.choices, label="Values with this status")
 
     class Meta:
         model = Measurement

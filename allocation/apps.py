@@ -1,9 +1,11 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class AllocationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "allocation"
+    verbose_name = _("Allocation")
 
     def ready(self):
         from allocation.engine.unit import allocate_unit

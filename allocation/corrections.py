@@ -14,6 +14,8 @@ from collections import defaultdict
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from allocation.engine.unit import wanted_flows
 from allocation.measurements import LOCK_NAMESPACE, Memo, clean_item
@@ -24,7 +26,8 @@ from balance_groups.models import AuditAction
 from balance_groups.selectors import group_index, groups_locked_for_booking
 from core.db import advisory_xact_lock, uuid4_texts
 from core.errors import BkmError, GroupNotValid, InvalidInput
-from core.quarters import QUARTER, QUARTER_SECONDS, from_epoch, local_date, site_zone, to_epoch
+from core.quarters import QUARTER, QUARTER_SECONDS, from_epoch, local_date, to_epoch
+from core.text import instant_text
 from settlement.dirty import mark_changed
 from transactions.models import BookingKind, ClarificationCase, ClarificationStatus, ClarificationSubject
 from transactions.writers import LedgerRows
@@ -36,10 +39,6 @@ def _closed_at(group, instant: dt.datetime) -> bool:
 
 def _utc(instant: dt.datetime) -> str:
     return f"{instant.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
-
-
-def _local(instant: dt.datetime) -> str:
-    return f"{instant.astimezone(site_zone()):%Y-%m-%d %H:%M} ({site_zone().key})"
 
 
 def corrected_values(version, q: dt.datetime) -> dict:
@@ -113,19 +112,24 @@ def correction_book(*, case, actor) -> str | None:
     with transaction.atomic():
         # The lock of measurement writes: corrections of one tenant build on each other in turn.
         advisory_xact_lock(LOCK_NAMESPACE, tenant.pk)
-        group, epoch, energy, quality, _ = clean_item(case.payload, Memo(group_index(tenant=tenant)))
+        group, epoch, energy, quality, _status = clean_item(case.payload, Memo(group_index(tenant=tenant)))
         q = from_epoch(epoch)
         if not _closed_at(group, q):
             return None
         version = scheme_in_force(group=group, at=q)
         if version is None:
             raise InvalidInput(
-                f"{group.code} takes part in no allocation scheme at {q.isoformat()} and the period is closed: "
-                "there is no allocation to correct. Dismiss the case with a note."
+                _(
+                    "%(code)s takes part in no allocation scheme at %(quarter)s and the period is closed: "
+                    "there is no allocation to correct. Dismiss the case with a note."
+                )
+                % {"code": group.code, "quarter": instant_text(q)}
             )
         if quality != Quality.MEASURED:
             raise InvalidInput.for_field(
-                "quality", f"A correction of a closed period is booked final; a {quality} value cannot be."
+                "quality",
+                _("A correction of a closed period is booked final; a %(quality)s value cannot be.")
+                % {"quality": quality},
             )
         participants = [p.group_id for p in (*version.sources.all(), *version.consumers.all())]
         groups = groups_locked_for_booking(
@@ -136,8 +140,16 @@ def correction_book(*, case, actor) -> str | None:
         if still_open:
             # The engine still owns an open quarter-hour and would reallocate it under the correction.
             raise InvalidInput(
-                f"The quarter-hour {q.isoformat()} is closed for {group.code} but open for {', '.join(still_open)}; "
-                f"close the period of every participant of {version.code} first (the month close does)."
+                _(
+                    "The quarter-hour %(quarter)s is closed for %(code)s but open for %(open)s; close the period "
+                    "of every participant of %(scheme)s first (the month close does)."
+                )
+                % {
+                    "quarter": instant_text(q),
+                    "code": group.code,
+                    "open": ", ".join(still_open),
+                    "scheme": version.code,
+                }
             )
         values = corrected_values(version, q)
         values[group.pk] = energy
@@ -160,35 +172,61 @@ def correction_book(*, case, actor) -> str | None:
             codes = ", ".join(sorted(g.code for g in missing))
             if any(g.pk not in held for g in missing):
                 raise InvalidInput(
-                    f"The quarter-hour {q.isoformat()} cannot be allocated: it has no value of {codes}. "
-                    "Resolve this case once that value has arrived."
+                    _(
+                        "The quarter-hour %(quarter)s cannot be allocated: it has no value of %(codes)s. "
+                        "Resolve this case once that value has arrived."
+                    )
+                    % {"quarter": instant_text(q), "codes": codes}
                 )
             correction.save()
             _audit(correction, actor, lines=0)
-            return (
-                f"Kept as the late value for {_utc(q)}; the quarter-hour is booked as a correction "
-                f"once the open cases with the value of {codes} are resolved."
-            )
+            return _(
+                "Kept as the late value for %(quarter)s; the quarter-hour is booked as a correction "
+                "once the open cases with the value of %(codes)s are resolved."
+            ) % {"quarter": instant_text(q), "codes": codes}
         old, new = booked_flows(version, q), allocation_of(version, epoch, values)
         pairs = [pair for pair in {*old, *new} if old.get(pair, 0) != new.get(pair, 0)]
         for g in {groups[str(pk)] for pair in pairs for pk in pair}:
             if g.valid_from > t or (g.valid_until is not None and g.valid_until < t + QUARTER):
-                until = g.valid_until.isoformat() if g.valid_until else "open end"
-                raise GroupNotValid(
-                    f"The correction of {_utc(q)} is booked at {t.isoformat()}, the first open quarter-hour of "
-                    f"{version.code}, but group {g.code} is valid from {g.valid_from.isoformat()} to {until}."
-                )
+                raise GroupNotValid(_correction_validity_text(q, t, version, g))
         correction.save()
         _book_lines(correction, groups, pairs, old, new)
         if pairs:
             mark_changed(tenant_id=tenant.pk, start=t, end=t + QUARTER)
         _audit(correction, actor, lines=len(pairs))
     if not pairs:
-        return f"The late value changes no allocation of {_utc(q)}; nothing was booked."
-    return (
-        f"Booked as a correction of {local_date(q):%Y-%m} ({_utc(q)}) in the period from {_local(t)}: "
-        f"{len(pairs)} flow(s) changed."
-    )
+        return _("The late value changes no allocation of %(quarter)s; nothing was booked.") % {
+            "quarter": instant_text(q)
+        }
+    return ngettext(
+        "The value of %(quarter)s is booked as a correction of %(month)s in the period from %(booked)s: "
+        "%(count)d flow changed.",
+        "The value of %(quarter)s is booked as a correction of %(month)s in the period from %(booked)s: "
+        "%(count)d flows changed.",
+        len(pairs),
+    ) % {"month": f"{local_date(q):%Y-%m}", "quarter": instant_text(q), "booked": instant_text(t), "count": len(pairs)}
+
+
+def _correction_validity_text(q: dt.datetime, t: dt.datetime, version, group) -> str:
+    values = {
+        "quarter": instant_text(q),
+        "booked": instant_text(t),
+        "scheme": version.code,
+        "code": group.code,
+        "valid_from": instant_text(group.valid_from),
+    }
+    if group.valid_until is None:
+        message = _(
+            "The correction of %(quarter)s is booked at %(booked)s, the first open quarter-hour of %(scheme)s, "
+            "but group %(code)s is valid from %(valid_from)s on."
+        )
+    else:
+        values["valid_until"] = instant_text(group.valid_until)
+        message = _(
+            "The correction of %(quarter)s is booked at %(booked)s, the first open quarter-hour of %(scheme)s, "
+            "but group %(code)s is valid from %(valid_from)s to %(valid_until)s."
+        )
+    return message % values
 
 
 def _audit(correction: Correction, actor, *, lines: int) -> None:

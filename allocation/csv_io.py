@@ -17,6 +17,8 @@ import csv
 import io
 import re
 
+from django.utils.translation import gettext as _
+
 from allocation.measurements import MAX_ITEMS, measurements_ingest
 from core.errors import CsvFormatError
 from transactions.csv_io import CsvImportResult, CsvRowError
@@ -33,7 +35,7 @@ def measurements_from_csv(text: str) -> tuple[list[dict], list[int], list[CsvRow
     try:
         return _read_rows(text)
     except csv.Error as error:  # a NUL character, a cell beyond the csv module's size limit
-        raise CsvFormatError(f"The file cannot be read as CSV: {error}.") from None
+        raise CsvFormatError(_("The file cannot be read as CSV: %(error)s.") % {"error": error}) from None
 
 
 def _header(reader) -> list[str]:
@@ -41,20 +43,26 @@ def _header(reader) -> list[str]:
     expected = ", ".join(COLUMNS)
     unknown = [name for name in header if name and name not in COLUMNS]
     if unknown:
-        raise CsvFormatError(f"Unknown column(s): {', '.join(unknown)}. Expected: {expected}.")
+        raise CsvFormatError(
+            _("Unknown column(s): %(columns)s. Expected: %(expected)s.")
+            % {"columns": ", ".join(unknown), "expected": expected}
+        )
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     if missing:
-        raise CsvFormatError(f"Missing column(s): {', '.join(missing)}. Expected: {expected}.")
+        raise CsvFormatError(
+            _("Missing column(s): %(columns)s. Expected: %(expected)s.")
+            % {"columns": ", ".join(missing), "expected": expected}
+        )
     twice = sorted({name for name in header if name and header.count(name) > 1})
     if twice:
-        raise CsvFormatError(f"Column(s) named twice: {', '.join(twice)}.")
+        raise CsvFormatError(_("Column(s) named twice: %(columns)s.") % {"columns": ", ".join(twice)})
     return header
 
 
 def _read_rows(text: str) -> tuple[list[dict], list[int], list[CsvRowError]]:
     text = text.lstrip("\ufeff")
     if not text.strip():
-        raise CsvFormatError("The file is empty.")
+        raise CsvFormatError(_("The file is empty."))
     first_line = text.splitlines()[0]
     delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -64,12 +72,18 @@ def _read_rows(text: str) -> tuple[list[dict], list[int], list[CsvRowError]]:
         if not any(cell.strip() for cell in row):
             continue
         if len(items) + len(errors) >= MAX_ITEMS:
-            raise CsvFormatError(f"At most {MAX_ITEMS} rows per file; split it.")
+            raise CsvFormatError(_("At most %(max)d rows per file; split it.") % {"max": MAX_ITEMS})
         line = reader.line_num
         if len(row) > len(header) and any(cell.strip() for cell in row[len(header) :]):
-            detail = f"The line has {len(row)} cells but the header names {len(header)} columns."
+            counts = {"cells": len(row), "columns": len(header)}
             if delimiter == ",":
-                detail += " A decimal comma in a comma-separated file splits a value in two."
+                detail = _(
+                    "The line has %(cells)d cells but the header names %(columns)d columns. "
+                    "A decimal comma in a comma-separated file splits a value in two."
+                )
+            else:
+                detail = _("The line has %(cells)d cells but the header names %(columns)d columns.")
+            detail %= counts
             errors.append(CsvRowError(line=line, code="VALIDATION_ERROR", detail=detail))
             continue
         item = {}

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from allocation.models import Measurement, Quality
 from balance_groups.audit import actor_label, audit_record
@@ -35,6 +37,7 @@ from core.db import EpochSeconds, TableRows, advisory_xact_lock, chunks, is_post
 from core.errors import BkmError, GroupNotValid, InvalidInput, MeasurementFinal, PeriodClosed
 from core.quarters import QUARTER_SECONDS, from_epoch, parse_instant, to_epoch
 from core.status import Status
+from core.text import field_label, instant_text
 from settlement.dirty import mark_changed
 from transactions.models import ClarificationCase, ClarificationReason, ClarificationSubject
 
@@ -76,12 +79,18 @@ def _refusal(index: int, error: BkmError) -> dict:
 
 def _energy(value) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput.for_field("energy_wh", "energy_wh must be a whole number of Wh.")
+        raise InvalidInput.for_field("energy_wh", _("The energy must be a whole number of watt-hours."))
     if value < 0:
-        raise InvalidInput.for_field("energy_wh", "energy_wh must be 0 or more.")
+        raise InvalidInput.for_field("energy_wh", _("The energy must be 0 Wh or more."))
     if value >= 2**63:
-        raise InvalidInput.for_field("energy_wh", "energy_wh is out of range.")
+        raise InvalidInput.for_field("energy_wh", _("The energy is out of range."))
     return value
+
+
+CHOICE_MESSAGES = {
+    "quality": gettext_lazy("The quality must be one of %(choices)s."),
+    "status": gettext_lazy("The status must be one of %(choices)s."),
+}
 
 
 def _choice(item: dict, name: str, allowed: frozenset, default: str) -> str:
@@ -89,7 +98,7 @@ def _choice(item: dict, name: str, allowed: frozenset, default: str) -> str:
     if value is None:
         value = default
     if not isinstance(value, str) or value not in allowed:
-        raise InvalidInput.for_field(name, f"{name} must be one of {', '.join(sorted(allowed))}.")
+        raise InvalidInput.for_field(name, str(CHOICE_MESSAGES[name]) % {"choices": ", ".join(sorted(allowed))})
     return value
 
 
@@ -97,7 +106,7 @@ def _epoch(item: dict, name: str, instants: dict) -> int:
     """The instant ``item[name]`` as an epoch; each distinct text is parsed once per request."""
     value = item.get(name)
     if value is None:
-        raise InvalidInput.for_field(name, f"{name} is required.")
+        raise InvalidInput.for_field(name, _("%(field)s is required.") % {"field": field_label(name)})
     if value.__class__ is str:
         epoch = instants.get(value)
         if epoch is None:
@@ -109,16 +118,20 @@ def _epoch(item: dict, name: str, instants: dict) -> int:
 def bookable_error(group, start: dt.datetime) -> BkmError | None:
     """Why a value of ``group`` for the quarter-hour at ``start`` cannot be stored, or None."""
     end = start + dt.timedelta(seconds=QUARTER_SECONDS)
+    values = {"code": group.code, "valid_from": instant_text(group.valid_from), "start": instant_text(start)}
     if group.valid_from > start or (group.valid_until is not None and group.valid_until < end):
-        until = group.valid_until.isoformat() if group.valid_until else "open end"
-        return GroupNotValid(
-            f"Group {group.code} is valid from {group.valid_from.isoformat()} to {until}; "
-            f"the measurement is for {start.isoformat()}."
-        )
+        if group.valid_until is None:
+            message = _("Group %(code)s is valid from %(valid_from)s on; the measurement is for %(start)s.")
+        else:
+            values["valid_until"] = instant_text(group.valid_until)
+            message = _(
+                "Group %(code)s is valid from %(valid_from)s to %(valid_until)s; the measurement is for %(start)s."
+            )
+        return GroupNotValid(message % values)
     if group.closed_until is not None and start < group.closed_until:
+        values["closed_until"] = instant_text(group.closed_until)
         return PeriodClosed(
-            f"Group {group.code} is closed until {group.closed_until.isoformat()}; "
-            f"the measurement is for {start.isoformat()}."
+            _("Group %(code)s is closed until %(closed_until)s; the measurement is for %(start)s.") % values
         )
     return None
 
@@ -154,25 +167,28 @@ class Memo:
 def clean_item(item, memo: Memo) -> tuple:
     """One item as ``(group, start epoch, energy_wh, quality, status)``; raises ``BkmError``."""
     if not isinstance(item, dict):
-        raise InvalidInput("Each measurement must be an object.")
+        raise InvalidInput(_("Each measurement must be an object."))
     if not ITEM_FIELDS.issuperset(item):
         name = sorted(set(item) - ITEM_FIELDS)[0]
-        raise InvalidInput.for_field(name, f"Unknown field {name[:64]!r}.")
+        raise InvalidInput.for_field(name, _("Unknown field %(name)s.") % {"name": repr(name[:64])})
     ref = item.get("group")
     group = memo.refs.get(ref, _UNSEEN) if ref.__class__ is str else _UNSEEN
     if group is _UNSEEN:
         if not isinstance(ref, str) or not ref.strip():
-            raise InvalidInput.for_field("group", "group is required: an id, code or metering point.")
+            raise InvalidInput.for_field("group", _("A group is required: its id, code or metering point."))
         group = memo.refs[ref] = memo.groups.get(ref)
     if group is None:
-        raise InvalidInput.for_field("group", f"Balance group {ref.strip()[:80]!r} not found.")
+        raise InvalidInput.for_field("group", _("Balance group %(ref)s not found.") % {"ref": repr(ref.strip()[:80])})
     if group.kind not in MEASURED_KINDS:
         raise InvalidInput.for_field(
-            "group", f"Group {group.code} is a {group.kind}; measurements are for sources and consumers."
+            "group",
+            _("Group %(code)s is a balance; measurements are for sources and consumers.") % {"code": group.code},
         )
     start = _epoch(item, "start", memo.instants)
     if item.get("end") is not None and _epoch(item, "end", memo.instants) - start != QUARTER_SECONDS:
-        raise InvalidInput.for_field("end", "A measurement covers exactly one quarter-hour: end = start + 15 minutes.")
+        raise InvalidInput.for_field(
+            "end", _("A measurement covers exactly one quarter-hour: the end is 15 minutes after the start.")
+        )
     energy = item.get("energy_wh")
     if energy.__class__ is not int or not 0 <= energy < 2**63:
         energy = _energy(energy)
@@ -188,7 +204,8 @@ def clean_item(item, memo: Memo) -> tuple:
         status = _choice(item, "status", STATUSES, PROVISIONAL)
     if status == FINAL and quality != MEASURED:
         raise InvalidInput.for_field(
-            "status", f"Only a measured value can be final; a {quality} value stays provisional."
+            "status",
+            _("Only a measured value can be final; a %(quality)s value stays provisional.") % {"quality": quality},
         )
     return group, start, energy, quality, status
 
@@ -262,14 +279,17 @@ def _plan(cleaned: list, stored: dict, *, correct_final: bool) -> _Plan:
             continue
         if current is not None and current[2] == FINAL and correct_final and value[2] != FINAL:
             error = InvalidInput.for_field(
-                "status", "A final value is corrected by a final measured value only; this one is provisional."
+                "status", _("A final value is corrected by a final measured value only; this one is provisional.")
             )
             plan.result.rejected.append(_refusal(index, error))
             continue
         if current is not None and current[2] == FINAL and not correct_final:
             error = MeasurementFinal(
-                f"The value of {group.code} for {from_epoch(epoch).isoformat()} is final ({current[0]} Wh); "
-                "it is kept as a clarification case whose resolution applies the correction."
+                _(
+                    "The value of %(code)s for %(start)s is final (%(energy)d Wh); "
+                    "it is kept as a clarification case whose resolution applies the correction."
+                )
+                % {"code": group.code, "start": instant_text(from_epoch(epoch)), "energy": current[0]}
             )
             plan.result.rejected.append(_refusal(index, error))
             plan.clarify.append((error, index))
@@ -399,7 +419,7 @@ def _clean(items: list, memo: Memo) -> tuple[list, list, set]:
             refused.append(_refusal(index, error))
             continue
         except (OverflowError, ValueError):
-            refused.append(_refusal(index, InvalidInput("A value is out of range.")))
+            refused.append(_refusal(index, InvalidInput(_("A value is out of range."))))
             continue
         key = (group.id_text, epoch)
         keys.add(key)
@@ -426,9 +446,11 @@ def measurements_ingest(
     ``origin(index)`` says where an item came from, for the clarification case kept of it.
     """
     if not isinstance(items, list):
-        raise InvalidInput.for_field("measurements", "measurements must be a list of measurement objects.")
+        raise InvalidInput.for_field("measurements", _("The measurements must be a list of measurement objects."))
     if len(items) > MAX_ITEMS:
-        raise InvalidInput.for_field("measurements", f"At most {MAX_ITEMS} measurements per request; split the upload.")
+        raise InvalidInput.for_field(
+            "measurements", _("At most %(max)d measurements per request; split the upload.") % {"max": MAX_ITEMS}
+        )
     label = actor_label(actor)
     with transaction.atomic():
         advisory_xact_lock(LOCK_NAMESPACE, tenant.pk)

@@ -28,10 +28,12 @@ from balance_groups.models import AuditAction, BalanceGroup
 from balance_groups.selectors import group_index
 from balance_groups.services import group_close
 from core.errors import BkmError, Conflict, NotFound
-from core.quarters import QUARTER, buckets, local_date, local_day_bounds, parse_instant, site_zone
+from core.quarters import QUARTER, buckets, local_date, local_day_bounds, parse_instant
 from core.status import Status
+from core.text import instant_text
 from settlement.selectors import stale_days
-from transactions.models import Booking, BookingKind, ClarificationCase, ClarificationStatus, ClarificationSubject
+from transactions.models import Booking, BookingKind, ClarificationCase, ClarificationStatus
+from transactions.selectors import case_group_refs
 
 PROVISIONAL = Status.PROVISIONAL.value
 # What a blocker's severity means for the close.
@@ -82,15 +84,6 @@ def _case_span(payload: dict) -> tuple[dt.datetime, dt.datetime] | None:
     return start, max(end, start + QUARTER)
 
 
-def _case_refs(case_subject: str, payload: dict) -> list:
-    """The group references a case's payload holds (id, code or metering point)."""
-    if case_subject == ClarificationSubject.MEASUREMENT:
-        keys = ("group", "metering_point")
-    else:
-        keys = ("source", "destination")
-    return [payload[key] for key in keys if isinstance(payload.get(key), str) and payload[key].strip()]
-
-
 def _cases(*, tenant, windows: dict, since: dt.datetime, end: dt.datetime) -> tuple[int, int]:
     """``(open cases of the site's groups in their open windows, open cases of no group in [since, end))``."""
     index = group_index(tenant=tenant)
@@ -104,7 +97,7 @@ def _cases(*, tenant, windows: dict, since: dt.datetime, end: dt.datetime) -> tu
         span = _case_span(payload)
         if span is None:
             continue
-        groups = [group for group in (index.get(ref) for ref in _case_refs(subject, payload)) if group is not None]
+        groups = [group for group in (index.get(ref) for ref in case_group_refs(subject, payload)) if group is not None]
         if not groups:
             unattributed += span[0] < end and span[1] > since
             continue
@@ -238,7 +231,7 @@ def _gaps(*, tenant, windows: dict, since: dt.datetime, end: dt.datetime) -> lis
 
 def _checklist(*, tenant, top: BalanceGroup, month: str) -> dict:
     if top.tenant_id != tenant.pk:
-        raise NotFound(f"Balance group {top.pk} not found.")
+        raise NotFound(_("Balance group %(ref)s not found.") % {"ref": top.pk})
     start, end = month_window(month)
     groups = site_groups(top=top, start=start, end=end)
     to_close = [group for group in groups if group.closed_until is None or group.closed_until < end]
@@ -254,8 +247,7 @@ def _checklist(*, tenant, top: BalanceGroup, month: str) -> dict:
                 "month_running",
                 ALWAYS,
                 1,
-                _("The month has not ended yet; it can be closed from %(end)s on.")
-                % {"end": f"{end.astimezone(site_zone()):%Y-%m-%d %H:%M}"},
+                _("The month has not ended yet; it can be closed from %(end)s on.") % {"end": instant_text(end)},
             )
         )
     if windows:
@@ -377,7 +369,7 @@ def month_close(
     "accepted_provisional", "accepted": [blockers accepted]}``.
     """
     if top.tenant_id != tenant.pk:
-        raise NotFound(f"Balance group {top.pk} not found.")
+        raise NotFound(_("Balance group %(ref)s not found.") % {"ref": top.pk})
     start, end = month_window(month)
     locked = {group.pk: group for group in _lock([group.pk for group in site_groups(top=top, start=start, end=end)])}
     # Re-read everything under the locks: a booking or a rule change committed meanwhile counts.

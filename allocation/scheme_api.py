@@ -4,7 +4,7 @@ import datetime as dt
 
 import django_filters
 from django.db.models import Q
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -32,10 +32,47 @@ MAX_WINDOW = dt.timedelta(days=400)
 # 200 consumers a week of quarter-hours or a month of hours, and any window of days.
 MAX_FIGURES = 500_000
 SCHEME_ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="The scheme version's id (UUID).")
+SCHEME_EXAMPLES = [
+    OpenApiExample(
+        "Tenant electricity: PV first, dynamic, with prices",
+        value={
+            "code": "MIETERSTROM",
+            "name": "Tenant electricity house 1",
+            "sources": ["PV-ROOF"],
+            "consumers": [{"group": "APT-1", "share": 5000}, {"group": "APT-2", "share": 5000}],
+            "method": "dynamic",
+            "surplus_to": "GRID-EXPORT",
+            "residual_from": "GRID-IMPORT",
+            "effective_from": "2026-01-01T00:00:00Z",
+            "price_local_ct_per_kwh": "27.5",
+            "price_residual_ct_per_kwh": "32.9",
+            "base_fee_eur_per_month": "5.00",
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "Fixed shares, unused shares offered again",
+        value={
+            "code": "STATIC-HOUSE",
+            "name": "Fixed shares",
+            "sources": ["PV-ROOF"],
+            "consumers": [
+                {"group": "APT-1", "share": 6000},
+                {"group": "APT-2", "share": 3000},
+                {"group": "HEAT-PUMP", "share": 1000},
+            ],
+            "method": "static_redistributed",
+            "surplus_to": "GRID-EXPORT",
+            "residual_from": "GRID-IMPORT",
+            "effective_from": "2026-01-01T00:00:00Z",
+        },
+        request_only=True,
+    ),
+]
 
 
 class AllocationSchemeFilter(django_filters.FilterSet):
-    code = django_filters.CharFilter(field_name="code")
+    code = django_filters.CharFilter(field_name="code", label="Versions of the scheme with exactly this code")
     at = InstantFilter(method="filter_at", label="Versions in force at this instant")
     consumer = GroupRefFilter(field_name="consumers__group", label="Versions with this consumer (id, code, MaLo)")
     source = GroupRefFilter(field_name="sources__group", label="Versions with this source (id, code, MaLo)")
@@ -70,6 +107,7 @@ def _figures_per_interval(versions) -> int:
         "scheme at a time. Prices are decimal strings (a JSON number is refused; more decimal places than "
         "allowed are refused, never rounded).",
         tags=["allocation schemes"],
+        examples=SCHEME_EXAMPLES,
     ),
 )
 class AllocationSchemeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):

@@ -11,6 +11,7 @@ from collections import defaultdict
 from django.db import connection
 from django.db.models import Prefetch, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from allocation.models import (
     AllocationScheme,
@@ -80,7 +81,7 @@ def scheme_list(*, tenant):
 def scheme_get(*, tenant, pk) -> AllocationScheme:
     scheme = scheme_list(tenant=tenant).filter(pk=pk).first()
     if scheme is None:
-        raise NotFound("Allocation scheme not found.")
+        raise NotFound(_("Allocation scheme not found."))
     return scheme
 
 
@@ -237,7 +238,7 @@ def _interval_index(start: dt.datetime, end: dt.datetime, resolution: str):
     """The window's intervals, and a function from a SQL bucket number to an interval's position."""
     intervals = list(buckets(start, end, resolution))
     position = {to_epoch(lo): i for i, (lo, _) in enumerate(intervals)}
-    _, bucket_start = bucket_sql("0", resolution, start, end)
+    bucket_start = bucket_sql("0", resolution, start, end)[1]
     window = to_epoch(start)
 
     def index_of(bucket: int) -> int:
@@ -272,7 +273,7 @@ def scheme_allocation(*, scheme: AllocationScheme, start, end, resolution: str =
 
     generation = defaultdict(int)
     consumption = defaultdict(int)
-    for (bucket, group_id), (wh, _, open_) in measured.items():
+    for (bucket, group_id), (wh, _count, open_) in measured.items():
         i = index_of(bucket)
         (generation if group_id in source_ids else consumption)[(i, group_id)] += wh
         provisional[i] += open_
@@ -344,7 +345,7 @@ def gap_counts(spans, intervals) -> list[int]:
     gaps = [0] * len(intervals)
     allocated = allocated_quarters(spans) if spans else set()
     ended_by = to_epoch(timezone.now()) - QUARTER_SECONDS + 1  # starts before this have ended
-    for _, lo, hi in spans:
+    for _version, lo, hi in spans:
         for epoch in range(lo, min(hi, ended_by), QUARTER_SECONDS):
             if epoch not in allocated:
                 gaps[_locate(intervals, epoch)] += 1
@@ -384,10 +385,10 @@ def consumer_allocation(*, group: BalanceGroup, start, end, resolution: str = "1
     open_ = [0] * len(rows)
     gaps = gap_counts(quarters_in_force(versions, start, end), intervals)
     measured = _measured([group.pk], [v.pk for v in versions], start, end, resolution)
-    for (bucket, _), (wh, _, provisional) in measured.items():
+    for (bucket, _group), (wh, _count, provisional) in measured.items():
         rows[index_of(bucket)]["consumption_wh"] += wh
         open_[index_of(bucket)] += provisional
-    for (bucket, source, _), (wh, provisional) in _flows(
+    for (bucket, source, _consumer), (wh, provisional) in _flows(
         [v.pk for v in versions], start, end, resolution, destination=group.pk
     ).items():
         rows[index_of(bucket)]["local_wh" if source in source_ids else "residual_wh"] += wh
@@ -433,7 +434,7 @@ def correction_lines(*, consumer_ids, start: dt.datetime, end: dt.datetime) -> d
             entry[1] += new_wh - old_wh
         entry[2].add(quarter)
     out: dict = defaultdict(list)
-    for (consumer, month, _, scheme_id), (local, residual, quarters) in sorted(found.items(), key=_by_month_version):
+    for (consumer, month, _v, scheme_id), (local, residual, quarters) in sorted(found.items(), key=_by_month_version):
         out[consumer].append(
             {
                 "corrects": month,

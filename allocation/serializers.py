@@ -43,13 +43,13 @@ class MeasurementWriteSerializer(serializers.Serializer):
 
 BULK_EXAMPLE = {
     "measurements": [
-        {"group": "PV-ROOF", "start": "2026-03-29T10:00:00+02:00", "energy_wh": 1000},
+        {"group": "PV-ROOF", "start": "2026-03-29T08:00:00Z", "energy_wh": 1000},
         {"group": "DE0001234567890000000000000000001", "start": "2026-03-29T08:00:00Z", "energy_wh": 500},
         {
             "group": "APT-2",
             "start": "2026-03-29T08:00:00Z",
             "end": "2026-03-29T08:15:00Z",
-            "energy_wh": 0,
+            "energy_wh": 85,
             "quality": "measured",
             "status": "final",
         },

@@ -9,6 +9,8 @@ from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Max, Min, Q
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from allocation.corrections import correction_book
 from allocation.measurements import measurements_ingest
@@ -19,61 +21,90 @@ from balance_groups.models import AuditAction, BalanceGroup, GroupKind
 from core.db import advisory_xact_lock
 from core.errors import InvalidInput, MeasurementFinal, PeriodClosed
 from core.quarters import QUARTER, next_quarter_after, require_aligned
-from core.text import require_clean_text
+from core.text import instant_text, require_clean_text
 from settlement.dirty import mark_changed
 from transactions.models import ClarificationReason
 
 FULL_SHARE = 10000
 SCHEME_LOCK = 0x424B4D53  # "BKMS": scheme changes of one tenant, one at a time (overlap checks)
 PRICE_FIELDS = ("price_local_ct_per_kwh", "price_residual_ct_per_kwh", "base_fee_eur_per_month")
+# Each field as the subject of a message.
+PRICE_LABELS = {
+    "price_local_ct_per_kwh": gettext_lazy("The price of local energy"),
+    "price_residual_ct_per_kwh": gettext_lazy("The price of residual energy"),
+    "base_fee_eur_per_month": gettext_lazy("The monthly base fee"),
+}
+TEXT_REQUIRED = {"code": gettext_lazy("A code is required."), "name": gettext_lazy("A name is required.")}
+TEXT_TOO_LONG = {
+    "code": gettext_lazy("The code may have at most %(limit)d characters."),
+    "name": gettext_lazy("The name may have at most %(limit)d characters."),
+}
 
 
 def _text(value, field: str, limit: int) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise InvalidInput.for_field(field, f"{field} is required.")
+        raise InvalidInput.for_field(field, str(TEXT_REQUIRED[field]))
     value = value.strip()
     if len(value) > limit:
-        raise InvalidInput.for_field(field, f"{field} has at most {limit} characters.")
+        raise InvalidInput.for_field(field, str(TEXT_TOO_LONG[field]) % {"limit": limit})
     return require_clean_text(value, field)
 
 
 def _same_tenant(tenant, group: BalanceGroup, field: str) -> None:
     if group.tenant_id != tenant.pk:
-        raise InvalidInput.for_field(field, "Balance group not found.")
+        raise InvalidInput.for_field(field, _("Balance group not found."))
 
 
 def _validate_participants(tenant, sources, consumers, surplus_to, residual_from) -> None:
     if not sources:
-        raise InvalidInput.for_field("sources", "At least one source is required.")
+        raise InvalidInput.for_field("sources", _("At least one source is required."))
     if not consumers:
-        raise InvalidInput.for_field("consumers", "At least one consumer is required.")
+        raise InvalidInput.for_field("consumers", _("At least one consumer is required."))
     for group in sources:
         _same_tenant(tenant, group, "sources")
         if group.kind != GroupKind.SOURCE:
-            raise InvalidInput.for_field("sources", f"{group.code} is a {group.kind}; sources must be of kind source.")
+            raise InvalidInput.for_field(
+                "sources",
+                _("%(code)s is not a source; only groups of kind source can be sources.") % {"code": group.code},
+            )
     if len({g.pk for g in sources}) != len(sources):
-        raise InvalidInput.for_field("sources", "A source is named twice.")
+        raise InvalidInput.for_field("sources", _("A source is named twice."))
     for group, share in consumers:
         _same_tenant(tenant, group, "consumers")
         if group.kind != GroupKind.CONSUMER:
             raise InvalidInput.for_field(
-                "consumers", f"{group.code} is a {group.kind}; consumers must be of kind consumer."
+                "consumers",
+                _("%(code)s is not a consumer; only groups of kind consumer can be consumers.") % {"code": group.code},
             )
         if isinstance(share, bool) or not isinstance(share, int) or not 0 <= share <= FULL_SHARE:
-            raise InvalidInput.for_field("consumers", "Each share is a whole number of basis points from 0 to 10000.")
-    if len({g.pk for g, _ in consumers}) != len(consumers):
-        raise InvalidInput.for_field("consumers", "A consumer is named twice.")
-    if sum(share for _, share in consumers) != FULL_SHARE:
-        raise InvalidInput.for_field("consumers", "Shares must sum to 10000 basis points.")
-    participants = {g.pk for g in sources} | {g.pk for g, _ in consumers}
-    for field, group in (("surplus_to", surplus_to), ("residual_from", residual_from)):
+            raise InvalidInput.for_field(
+                "consumers", _("Each share is a whole number of basis points from 0 to 10000.")
+            )
+    if len({g.pk for g, _share in consumers}) != len(consumers):
+        raise InvalidInput.for_field("consumers", _("A consumer is named twice."))
+    if sum(share for _group, share in consumers) != FULL_SHARE:
+        raise InvalidInput.for_field("consumers", _("Shares must sum to 10000 basis points."))
+    participants = {g.pk for g in sources} | {g.pk for g, _share in consumers}
+    roles = (
+        (
+            "surplus_to",
+            surplus_to,
+            _("The group that takes the surplus is required."),
+            _("%(code)s takes part in the scheme; the surplus must go to another group."),
+        ),
+        (
+            "residual_from",
+            residual_from,
+            _("The group that supplies the residual energy is required."),
+            _("%(code)s takes part in the scheme; the residual energy must come from another group."),
+        ),
+    )
+    for field, group, required, participating in roles:
         if group is None:
-            raise InvalidInput.for_field(field, f"{field} is required.")
+            raise InvalidInput.for_field(field, required)
         _same_tenant(tenant, group, field)
         if group.pk in participants:
-            raise InvalidInput.for_field(
-                field, f"{group.code} takes part in the scheme; {field} must be another group."
-            )
+            raise InvalidInput.for_field(field, participating % {"code": group.code})
 
 
 def _validate_prices(prices: dict) -> dict:
@@ -84,11 +115,17 @@ def _validate_prices(prices: dict) -> dict:
             cleaned[field] = None
             continue
         if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
-            raise InvalidInput.for_field(field, f"{field} must be a decimal of 0 or more.")
+            raise InvalidInput.for_field(
+                field, _("%(field)s must be a decimal number of 0 or more.") % {"field": PRICE_LABELS[field]}
+            )
         places = 2 if field == "base_fee_eur_per_month" else 4
         # The range first: quantizing a value of more digits than the context holds raises.
         if value >= Decimal(10) ** 8 or value != value.quantize(Decimal(1).scaleb(-places)):
-            raise InvalidInput.for_field(field, f"{field} has at most 8 digits before and {places} after the point.")
+            raise InvalidInput.for_field(
+                field,
+                _("%(field)s has at most 8 digits before and %(places)d after the decimal point.")
+                % {"field": PRICE_LABELS[field], "places": places},
+            )
         cleaned[field] = value
     return cleaned
 
@@ -131,32 +168,36 @@ def scheme_change(
     code = _text(code, "code", 64)
     name = _text(name, "name", 200)
     if method not in AllocationMethod.values:
-        raise InvalidInput.for_field("method", f"method must be one of {', '.join(AllocationMethod.values)}.")
+        raise InvalidInput.for_field(
+            "method", _("The method must be one of %(choices)s.") % {"choices": ", ".join(AllocationMethod.values)}
+        )
     _validate_participants(tenant, sources, consumers, surplus_to, residual_from)
     prices = _validate_prices(prices or {})
     earliest_change = next_quarter_after(now)
     effective_from = earliest_change if effective_from is None else require_aligned(effective_from, "effective_from")
     latest = AllocationScheme.objects.filter(tenant=tenant, code=code).order_by("-effective_from").first()
-    groups = [*sources, *(g for g, _ in consumers), surplus_to, residual_from]
+    groups = [*sources, *(g for g, _share in consumers), surplus_to, residual_from]
     if latest is None:
         first_valid = max(g.valid_from for g in groups)
         if effective_from < first_valid:
             raise InvalidInput.for_field(
                 "effective_from",
-                f"The first version may start when all its groups are valid ({first_valid.isoformat()}) "
-                "at the earliest.",
+                _("The first version may start when all its groups are valid (%(valid_from)s) at the earliest.")
+                % {"valid_from": instant_text(first_valid)},
             )
     elif effective_from < earliest_change or effective_from <= latest.effective_from:
         earliest = max(earliest_change, latest.effective_from + QUARTER)
         raise InvalidInput.for_field(
             "effective_from",
-            f"A new version takes effect at {earliest.isoformat()} at the earliest; "
-            "schemes never change retroactively.",
+            _("A new version takes effect at %(earliest)s at the earliest; schemes never change retroactively.")
+            % {"earliest": instant_text(earliest)},
         )
-    for role, ids in (("consumers", {g.pk for g, _ in consumers}), ("sources", {g.pk for g in sources})):
+    for role, ids in (("consumers", {g.pk for g, _share in consumers}), ("sources", {g.pk for g in sources})):
         taken = _overlapping_participation(tenant, code, ids, effective_from, role)
         if taken:
-            raise InvalidInput.for_field(role, f"Already in another scheme at that time: {', '.join(taken)}.")
+            raise InvalidInput.for_field(
+                role, _("Already in another scheme at that time: %(codes)s.") % {"codes": ", ".join(taken)}
+            )
 
     if latest is not None:
         latest.effective_until = effective_from
@@ -195,7 +236,7 @@ def scheme_change(
         },
     )
     if latest is None:
-        _announce_measured_days(scheme, groups=[*sources, *(g for g, _ in consumers)])
+        _announce_measured_days(scheme, groups=[*sources, *(g for g, _share in consumers)])
     return scheme
 
 

@@ -15,6 +15,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from allocation.models import AllocationScheme, DayFlow, DayValue, Measurement
 from allocation.selectors import allocated_quarters, as_uuid, correction_lines, ordered_union, with_participants
@@ -46,7 +47,9 @@ def month_window(month: str) -> tuple[dt.datetime, dt.datetime]:
     """The UTC window of a local calendar month given as ``YYYY-MM``."""
     found = MONTH.fullmatch(str(month or "").strip())
     if not found or not 1 <= int(found[2]) <= 12:
-        raise InvalidInput.for_field("month", f"month must be a calendar month as YYYY-MM, not {month!r}.")
+        raise InvalidInput.for_field(
+            "month", _("The month must be a calendar month as YYYY-MM, not %(month)s.") % {"month": repr(month)}
+        )
     start, end = local_month_bounds(int(found[1]), int(found[2]))
     require_supported(start, "month")
     require_supported(end, "month")
@@ -254,11 +257,11 @@ def _statement(consumer, versions, month: _Month, *, values, flows, provisional,
     ]
     day_open = [False] * len(days)
     consumption = defaultdict(int)  # version id -> Wh
-    for day, version_id, _, wh, _ in values:
+    for day, version_id, _group, wh, _open in values:
         consumption[version_id] += wh
         days[day_index[to_epoch(day)]]["consumption_wh"] += wh
     local, residual, per_source = defaultdict(int), defaultdict(int), defaultdict(int)
-    for day, version_id, source_id, _, wh, _ in flows:
+    for day, version_id, source_id, _consumer, wh, _open in flows:
         version = by_id[version_id]
         is_local = any(p.group_id == source_id for p in version.sources.all())
         (local if is_local else residual)[version_id] += wh

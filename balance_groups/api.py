@@ -4,7 +4,7 @@ import datetime as dt
 
 import django_filters
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -34,12 +34,46 @@ MAX_BALANCE_WINDOW = dt.timedelta(days=400)
 GROUP_ID = OpenApiParameter(
     "id", str, OpenApiParameter.PATH, description="The group's id (UUID), its code or its metering point."
 )
+CREATE_EXAMPLES = [
+    OpenApiExample(
+        "A consumer with its metering point",
+        value={
+            "code": "APT-3",
+            "name": "Apartment 3",
+            "kind": "consumer",
+            "valid_from": "2026-01-01T00:00:00Z",
+            "metering_point": "DE0001234567890000000000000000003",
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "A balance for one year",
+        value={
+            "code": "HOUSE-2026",
+            "name": "House balance 2026",
+            "kind": "balance",
+            "valid_from": "2025-12-31T23:00:00Z",
+            "valid_until": "2026-12-31T23:00:00Z",
+        },
+        request_only=True,
+    ),
+]
+UPDATE_EXAMPLES = [
+    OpenApiExample("Rename", value={"name": "Apartment 1, ground floor"}, request_only=True),
+    OpenApiExample("End the validity", value={"valid_until": "2027-01-01T00:00:00Z"}, request_only=True),
+]
+CLOSE_EXAMPLES = [
+    OpenApiExample("Up to a point in time", value={"until": "2026-02-01T00:00:00Z"}, request_only=True),
+    OpenApiExample("The whole group (it ends now)", value={}, request_only=True),
+]
 
 
 class BalanceGroupFilter(django_filters.FilterSet):
-    kind = django_filters.ChoiceFilter(choices=GroupKind.choices)
-    code = django_filters.CharFilter(field_name="code")
-    metering_point = django_filters.CharFilter(field_name="metering_point")
+    kind = django_filters.ChoiceFilter(choices=GroupKind.choices, label="Groups of this kind")
+    code = django_filters.CharFilter(field_name="code", label="The group with exactly this code, e.g. PV-ROOF")
+    metering_point = django_filters.CharFilter(
+        field_name="metering_point", label="The group with exactly this metering point (MaLo/MeLo)"
+    )
     name = django_filters.CharFilter(field_name="name", lookup_expr="icontains", label="Name contains")
 
     class Meta:
@@ -113,13 +147,14 @@ def split_payload(payload: dict, split: dict) -> dict:
     retrieve=extend_schema(
         summary="Get a balance group (by id or code)", tags=["balance groups"], parameters=[GROUP_ID]
     ),
-    create=extend_schema(summary="Create a balance group", tags=["balance groups"]),
+    create=extend_schema(summary="Create a balance group", tags=["balance groups"], examples=CREATE_EXAMPLES),
     partial_update=extend_schema(
         summary="Change code, name, validity or metering point",
         tags=["balance groups"],
         parameters=[GROUP_ID],
         request=BalanceGroupUpdateSerializer,
         responses=BalanceGroupSerializer,
+        examples=UPDATE_EXAMPLES,
     ),
     destroy=extend_schema(
         summary="Delete a balance group without bookings (409 CONFLICT otherwise)",
@@ -196,6 +231,7 @@ class BalanceGroupViewSet(
         parameters=[GROUP_ID],
         request=GroupCloseSerializer,
         responses=BalanceGroupSerializer,
+        examples=CLOSE_EXAMPLES,
     )
     @action(detail=True, methods=["post"], url_path="close")
     def close(self, request, *args, **kwargs):

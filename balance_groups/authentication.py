@@ -1,4 +1,5 @@
-"""API authentication: ``Authorization: Token <key>`` for API clients (one tenant each)."""
+"""API authentication: ``Authorization: Token <key>`` for API clients (one tenant each); ``Bearer <key>``
+is taken alike, because that is what OpenAPI tools (Swagger UI's Authorize box) send for a pasted key."""
 
 import datetime as dt
 
@@ -17,10 +18,11 @@ class ApiClientTokenAuthentication(authentication.BaseAuthentication):
     """
 
     keyword = "Token"
+    keywords = (b"token", b"bearer")
 
     def authenticate(self, request):
         parts = authentication.get_authorization_header(request).split()
-        if not parts or parts[0].lower() != self.keyword.lower().encode():
+        if not parts or parts[0].lower() not in self.keywords:
             return None
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("Invalid token header: send 'Authorization: Token <key>'.")

@@ -4,6 +4,7 @@ import uuid
 
 from django.db import connection
 from django.db.models import Q
+from django.utils.translation import gettext as _
 
 from balance_groups.models import BalanceGroup, Tenant
 from core.errors import NotFound
@@ -43,7 +44,7 @@ class GroupIndex:
     def resolve(self, ref) -> BalanceGroup:
         group = self.get(ref)
         if group is None:
-            raise NotFound(f"Balance group {str(ref).strip()[:80]!r} not found.")
+            raise NotFound(_("Balance group %(ref)s not found.") % {"ref": repr(str(ref).strip()[:80])})
         return group
 
 
@@ -56,7 +57,7 @@ def group_get(*, tenant, ref) -> BalanceGroup:
     """A group of ``tenant`` by UUID or by code; anything else (another tenant's) is NOT_FOUND."""
     if isinstance(ref, BalanceGroup):
         if ref.tenant_id != tenant.pk:
-            raise NotFound(f"Balance group {ref.pk} not found.")
+            raise NotFound(_("Balance group %(ref)s not found.") % {"ref": ref.pk})
         return ref
     text = str(ref).strip()
     candidates = Q(code=text) | Q(metering_point=text)
@@ -73,7 +74,7 @@ def group_list(*, tenant):
 def tenant_by_code(code: str) -> Tenant:
     tenant = Tenant.objects.filter(code=code).first()
     if tenant is None:
-        raise NotFound(f"No tenant with code {code!r}.")
+        raise NotFound(_("No tenant with code %(code)s.") % {"code": repr(code)})
     return tenant
 
 

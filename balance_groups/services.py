@@ -4,13 +4,14 @@ import re
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from balance_groups.audit import audit_record
 from balance_groups.models import ApiClient, AuditAction, BalanceGroup, GroupKind, Tenant
 from core.errors import Conflict, InvalidInput
 from core.ledger import group_has_entries_outside
 from core.quarters import next_quarter_after, require_aligned
-from core.text import require_clean_text
+from core.text import instant_text, require_clean_text
 
 GROUP_EDITABLE_FIELDS = ("code", "name", "valid_from", "valid_until", "metering_point")
 # MaLo (11 digits), MeLo (33 characters, e.g. DE0001234567890000000000000000001) and other meter ids.
@@ -48,17 +49,17 @@ def api_client_revoke(*, client: ApiClient, actor) -> ApiClient:
 def _validate_code(code) -> str:
     code = (code or "").strip() if isinstance(code, str) else code
     if not isinstance(code, str) or not code:
-        raise InvalidInput.for_field("code", "code is required.")
+        raise InvalidInput.for_field("code", _("A code is required."))
     if len(code) > 64 or any(ch.isspace() for ch in code):
-        raise InvalidInput.for_field("code", "code must be at most 64 characters without spaces.")
+        raise InvalidInput.for_field("code", _("The code may have at most 64 characters and no spaces."))
     return require_clean_text(code, "code")
 
 
 def _validate_name(name) -> str:
     if not isinstance(name, str) or not name.strip():
-        raise InvalidInput.for_field("name", "name is required.")
+        raise InvalidInput.for_field("name", _("A name is required."))
     if len(name) > 200:
-        raise InvalidInput.for_field("name", "name must be at most 200 characters.")
+        raise InvalidInput.for_field("name", _("The name may have at most 200 characters."))
     return require_clean_text(name.strip(), "name")
 
 
@@ -67,13 +68,14 @@ def _validate_metering_point(value) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise InvalidInput.for_field("metering_point", "metering_point must be text.")
+        raise InvalidInput.for_field("metering_point", _("The metering point must be text."))
     value = value.strip()
     if not value:
         return None
     if not METERING_POINT.fullmatch(value):
         raise InvalidInput.for_field(
-            "metering_point", "metering_point must be at most 64 letters or digits (a MaLo or MeLo id), no spaces."
+            "metering_point",
+            _("The metering point is at most 64 letters or digits (a MaLo or MeLo id), without spaces."),
         )
     return value
 
@@ -85,16 +87,21 @@ def _refuse_ambiguous_reference(tenant_id, *, code: str | None, metering_point: 
         others = others.exclude(pk=exclude)
     if code is not None:
         if others.filter(code=code).exists():
-            raise InvalidInput.for_field("code", f"A group with code {code!r} exists already.")
+            raise InvalidInput.for_field("code", _("A group with code %(code)s exists already.") % {"code": repr(code)})
         if others.filter(metering_point=code).exists():
-            raise InvalidInput.for_field("code", f"{code!r} is the metering point of another group.")
+            raise InvalidInput.for_field(
+                "code", _("%(code)s is the metering point of another group.") % {"code": repr(code)}
+            )
     if metering_point is not None:
         if others.filter(metering_point=metering_point).exists():
             raise InvalidInput.for_field(
-                "metering_point", f"Another group has the metering point {metering_point!r} already."
+                "metering_point",
+                _("Another group has the metering point %(metering_point)s already.")
+                % {"metering_point": repr(metering_point)},
             )
         if others.filter(code=metering_point).exists():
-            raise InvalidInput.for_field("metering_point", f"{metering_point!r} is the code of another group.")
+            message = _("%(metering_point)s is the code of another group.")
+            raise InvalidInput.for_field("metering_point", message % {"metering_point": repr(metering_point)})
 
 
 def _validate_validity(valid_from, valid_until):
@@ -102,12 +109,12 @@ def _validate_validity(valid_from, valid_until):
     if valid_until is not None:
         valid_until = require_aligned(valid_until, "valid_until")
         if valid_until <= valid_from:
-            raise InvalidInput.for_field("valid_until", "valid_until must be after valid_from.")
+            raise InvalidInput.for_field("valid_until", _("The end of validity must be after its start."))
     return valid_from, valid_until
 
 
 def _taken_meanwhile() -> InvalidInput:
-    message = "Another group took this code or metering point meanwhile."
+    message = _("Another group took this code or metering point meanwhile.")
     return InvalidInput(message, errors={"code": [message], "metering_point": [message]})
 
 
@@ -126,7 +133,9 @@ def group_create(
     code = _validate_code(code)
     name = _validate_name(name)
     if kind not in GroupKind.values:
-        raise InvalidInput.for_field("kind", f"kind must be one of {', '.join(GroupKind.values)}.")
+        raise InvalidInput.for_field(
+            "kind", _("The kind must be one of %(choices)s.") % {"choices": ", ".join(GroupKind.values)}
+        )
     valid_from, valid_until = _validate_validity(valid_from, valid_until)
     metering_point = _validate_metering_point(metering_point)
     _refuse_ambiguous_reference(tenant.pk, code=code, metering_point=metering_point)
@@ -157,7 +166,7 @@ def group_update(*, group: BalanceGroup, actor, **changes) -> BalanceGroup:
     """Change code, name, validity or metering point. Validity may not cut off existing bookings."""
     unknown = set(changes) - set(GROUP_EDITABLE_FIELDS)
     if unknown:
-        raise InvalidInput(f"These fields cannot be changed: {', '.join(sorted(unknown))}.")
+        raise InvalidInput(_("These fields cannot be changed: %(fields)s.") % {"fields": ", ".join(sorted(unknown))})
     group = BalanceGroup.objects.select_for_update().get(pk=group.pk)
     before = {field: str(getattr(group, field)) for field in changes}
     if "code" in changes:
@@ -175,7 +184,7 @@ def group_update(*, group: BalanceGroup, actor, **changes) -> BalanceGroup:
             changes.get("valid_from", group.valid_from), changes.get("valid_until", group.valid_until)
         )
         if group_has_entries_outside(group=group, valid_from=valid_from, valid_until=valid_until):
-            raise Conflict("The new validity would leave existing bookings or measurements outside it.")
+            raise Conflict(_("The new validity would leave existing bookings or measurements outside it."))
         group.valid_from, group.valid_until = valid_from, valid_until
     try:
         with transaction.atomic():
@@ -209,14 +218,17 @@ def group_close(*, group: BalanceGroup, actor, until: dt.datetime | None = None)
         until = group.valid_until or max(next_quarter_after(), group.valid_from)
         if group_has_entries_outside(group=group, valid_from=group.valid_from, valid_until=until):
             raise Conflict(
-                f"The group has bookings or measurements after {until.isoformat()}; close it up to an instant instead."
+                _("The group has bookings or measurements after %(until)s; close it up to a point in time instead.")
+                % {"until": instant_text(until)}
             )
         group.valid_until = until
     else:
         until = require_aligned(until, "until")
     if group.closed_until and until < group.closed_until:
         raise InvalidInput.for_field(
-            "until", f"The group is already closed until {group.closed_until.isoformat()}; closing never reopens."
+            "until",
+            _("The group is already closed until %(closed_until)s; closing never reopens.")
+            % {"closed_until": instant_text(group.closed_until)},
         )
     group.closed_until = until
     group.save()
@@ -241,5 +253,6 @@ def group_delete(*, group: BalanceGroup, actor) -> None:
     except ProtectedError as error:
         used_by = sorted({str(obj._meta.verbose_name_plural) for obj in error.protected_objects})
         raise Conflict(
-            f"Group {group.code} is referred to by {', '.join(used_by)} and cannot be deleted; close it instead."
+            _("Group %(code)s is referred to by %(used_by)s and cannot be deleted; close it instead.")
+            % {"code": group.code, "used_by": ", ".join(used_by)}
         ) from None

@@ -9,10 +9,11 @@ import datetime as dt
 from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
-from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.errors import InvalidInput, InvalidTimeAlignment
+from core.text import field_label, instant_text, site_zone
 
 QUARTER = dt.timedelta(minutes=15)
 QUARTER_SECONDS = 900
@@ -29,8 +30,10 @@ MAX_WINDOW_DAYS = 400
 MAX_WINDOW = dt.timedelta(days=MAX_WINDOW_DAYS)
 
 
-def site_zone() -> ZoneInfo:
-    return ZoneInfo(settings.SITE_TIME_ZONE)
+def _out_of_range(field: str) -> InvalidInput:
+    return InvalidInput.for_field(
+        field, _("%(field)s must lie between 2000-01-01 and 2100-01-01 (UTC).") % {"field": field_label(field)}
+    )
 
 
 def is_aligned(instant: dt.datetime) -> bool:
@@ -44,7 +47,7 @@ def is_aligned(instant: dt.datetime) -> bool:
 def require_supported(instant: dt.datetime, field: str) -> dt.datetime:
     """An instant of the supported range (``EARLIEST`` to ``LATEST``, UTC), or VALIDATION_ERROR."""
     if not EARLIEST <= instant <= LATEST:
-        raise InvalidInput.for_field(field, f"{field} must lie {SUPPORTED_RANGE}.")
+        raise _out_of_range(field)
     return instant
 
 
@@ -53,13 +56,16 @@ def require_aware(instant: dt.datetime, field: str) -> dt.datetime:
     if type(instant) is dt.datetime and instant.tzinfo is UTC:
         return require_supported(instant, field)  # the common case: nothing to convert
     if not isinstance(instant, dt.datetime):
-        raise InvalidInput.for_field(field, f"{field} must be a date-time with an explicit offset.")
+        raise InvalidInput.for_field(
+            field, _("%(field)s must be a date and time with a UTC offset.") % {"field": field_label(field)}
+        )
     if timezone.is_naive(instant):
-        raise InvalidInput.for_field(field, f"{field} has no UTC offset; send e.g. 2026-03-29T00:00:00+01:00 or ...Z.")
+        message = _("%(field)s has no UTC offset; send e.g. 2026-03-29T00:00:00+01:00 or ...Z.")
+        raise InvalidInput.for_field(field, message % {"field": field_label(field)})
     try:
         instant = instant.astimezone(UTC)
     except OverflowError:
-        raise InvalidInput.for_field(field, f"{field} must lie {SUPPORTED_RANGE}.") from None
+        raise _out_of_range(field) from None
     return require_supported(instant, field)
 
 
@@ -68,7 +74,9 @@ def require_aligned(instant: dt.datetime, field: str) -> dt.datetime:
     instant = require_aware(instant, field)
     if not is_aligned(instant):
         raise InvalidTimeAlignment.for_field(
-            field, f"{field} {instant.isoformat()} is not on a quarter-hour boundary (:00, :15, :30, :45)."
+            field,
+            _("%(field)s %(instant)s is not on a quarter-hour boundary (:00, :15, :30, :45).")
+            % {"field": field_label(field), "instant": instant_text(instant)},
         )
     return instant
 
@@ -81,13 +89,19 @@ def parse_instant(value, field: str, *, aligned: bool = True) -> dt.datetime:
         try:
             instant = dt.datetime.fromisoformat(value.strip().replace("z", "Z"))
         except ValueError:
-            raise InvalidInput.for_field(field, f"{field} is not an ISO 8601 date-time: {value[:64]!r}.") from None
+            raise InvalidInput.for_field(
+                field,
+                _("%(field)s is not an ISO 8601 date and time: %(value)s.")
+                % {"field": field_label(field), "value": repr(value[:64])},
+            ) from None
     else:
-        raise InvalidInput.for_field(field, f"{field} must be an ISO 8601 date-time string.")
+        raise InvalidInput.for_field(
+            field, _("%(field)s must be an ISO 8601 date and time.") % {"field": field_label(field)}
+        )
     try:
         return require_aligned(instant, field) if aligned else require_aware(instant, field)
     except OverflowError:
-        raise InvalidInput.for_field(field, f"{field} is out of the supported range.") from None
+        raise _out_of_range(field) from None
 
 
 def require_window(start: dt.datetime, end: dt.datetime, *, start_field="start", end_field="end"):
@@ -95,10 +109,10 @@ def require_window(start: dt.datetime, end: dt.datetime, *, start_field="start",
     start = require_aligned(start, start_field)
     end = require_aligned(end, end_field)
     if start >= end:
-        raise InvalidInput.for_field(end_field, f"{end_field} must be after {start_field}.")
+        raise InvalidInput.for_field(end_field, _("The end must be after the start."))
     if end - start > MAX_WINDOW:
         raise InvalidInput.for_field(
-            end_field, f"{end_field} may be at most {MAX_WINDOW_DAYS} days after {start_field}."
+            end_field, _("The end may be at most %(days)d days after the start.") % {"days": MAX_WINDOW_DAYS}
         )
     return start, end
 
@@ -155,7 +169,13 @@ def bucket_start(instant: dt.datetime, resolution: str, zone: ZoneInfo | None = 
         return instant.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     if resolution == "1d":
         return local_day_bounds(local_date(instant, zone), zone)[0]
-    raise InvalidInput.for_field("resolution", f"resolution must be one of {', '.join(RESOLUTIONS)}.")
+    raise _unknown_resolution()
+
+
+def _unknown_resolution() -> InvalidInput:
+    return InvalidInput.for_field(
+        "resolution", _("The resolution must be one of %(choices)s.") % {"choices": ", ".join(RESOLUTIONS)}
+    )
 
 
 def boundary_at_or_after(instant: dt.datetime, resolution: str, zone: ZoneInfo | None = None) -> dt.datetime:
@@ -177,7 +197,7 @@ def buckets(start: dt.datetime, end: dt.datetime, resolution: str, zone: ZoneInf
     bucket boundary is still covered exactly.
     """
     if resolution not in RESOLUTIONS:
-        raise InvalidInput.for_field("resolution", f"resolution must be one of {', '.join(RESOLUTIONS)}.")
+        raise _unknown_resolution()
     current = start
     while current < end:
         if resolution == "15min":

@@ -2,29 +2,56 @@
 
 from collections import defaultdict
 
+from django.utils import dateformat
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+
 from core.quarters import site_zone
 
 TOP_CONSUMERS = 8  # a scheme chart names this many consumers and sums the rest as "others"
-# The axis unit per resolution and the divisor from the integer Wh in the data to it: an hour or a
-# day of a site reads better in kWh.
-UNITS = {"15min": ("Wh per quarter-hour", 1), "1h": ("kWh per hour", 1000), "1d": ("kWh per day", 1000)}
+# The axis unit per resolution; the data stay integer Wh and the axis shows them divided by ``divisor``.
+UNITS = {
+    "15min": (gettext_lazy("kWh per quarter-hour"), 1000),
+    "1h": (gettext_lazy("kWh per hour"), 1000),
+    "1d": (gettext_lazy("kWh per day"), 1000),
+}
+# Django date-format characters: ``D`` is the weekday in the active language.
+LABEL_FORMATS = {"1d": "D d.m.", "multi_day": "D d.m. H:i", "day": "H:i"}
+
+
+def chart_texts() -> dict:
+    """The words bkm.js draws (legend, tooltips), in the active language."""
+    return {
+        "final": _("final"),
+        "provisional": _("provisional"),
+        "net": _("Net"),
+        "inflow": _("Inflow"),
+        "outflow": _("Outflow (drawn below zero)"),
+        "local": _("Local energy"),
+        "residual": _("Residual supply"),
+        "unallocated": _("Not allocated (gap)"),
+        "status": _("Status"),
+        "no_data": _("no data"),
+        "gap_quarters": _("quarter-hours missing a measurement"),
+    }
 
 
 def _axis(intervals, resolution: str = "15min") -> dict:
     """Labels (local time), UTC starts and statuses of a selector's intervals."""
     zone = site_zone()
     if resolution == "1d":
-        label_format = "%a %d.%m."
+        label_format = LABEL_FORMATS["1d"]
     else:
         multi_day = len({interval["start"].astimezone(zone).date() for interval in intervals}) > 1
-        label_format = "%a %d.%m. %H:%M" if multi_day else "%H:%M"
+        label_format = LABEL_FORMATS["multi_day" if multi_day else "day"]
     return {
-        "labels": [interval["start"].astimezone(zone).strftime(label_format) for interval in intervals],
+        "labels": [dateformat.format(interval["start"].astimezone(zone), label_format) for interval in intervals],
         "utc": [interval["start"].isoformat() for interval in intervals],
         "status": [interval["status"] for interval in intervals],
         "resolution": resolution,
-        "unit": UNITS[resolution][0],
+        "unit": str(UNITS[resolution][0]),
         "divisor": UNITS[resolution][1],
+        "text": chart_texts(),
     }
 
 
@@ -32,6 +59,7 @@ def balance_chart_data(balance: dict, series=("inflow", "outflow", "net")) -> di
     """Labels (local time), per-interval values and statuses of a ``group_balance`` result."""
     intervals = balance["intervals"]
     data = {**_axis(intervals), "series": {}}
+    data["empty"] = [interval["line_count"] == 0 for interval in intervals]  # no data: not a final zero
     for name in series:
         data["series"][name] = [interval[f"{name}_wh"] for interval in intervals]
     return data
@@ -69,9 +97,10 @@ def scheme_chart_data(allocation: dict, *, codes: dict, resolution: str, surplus
     named, others = top_consumers(allocation)
     series = [{"key": str(pk), "label": codes[pk], "kind": "consumer"} for pk in named]
     if others:
-        series.append({"key": "others", "label": f"{len(others)} other consumers", "kind": "others"})
+        label = ngettext("%(count)d other consumer", "%(count)d other consumers", len(others)) % {"count": len(others)}
+        series.append({"key": "others", "label": label, "kind": "others"})
     series.append({"key": "surplus", "label": surplus_label, "kind": "surplus"})
-    series.append({"key": "unallocated", "label": "Not allocated (gap)", "kind": "gap"})
+    series.append({"key": "unallocated", "label": _("Not allocated (gap)"), "kind": "gap"})
     slot = {pk: i for i, pk in enumerate(named)}
     others_slot, surplus_slot, gap_slot = len(series) - 3 if others else None, len(series) - 2, len(series) - 1
     sources = []

@@ -7,15 +7,34 @@ services, never rounded here.
 """
 
 import datetime as dt
+import re
+from decimal import Decimal
 
 from django import forms
 from django.conf import settings
+from django.utils import dateformat
+from django.utils.translation import get_language, gettext
+from django.utils.translation import gettext_lazy as _
 
 from balance_groups.models import GroupKind
 from core.quarters import SUPPORTED_RANGE, UTC, site_zone
+from dashboard.templatetags.formatting import INSTANT_FORMATS, local_zone, number
 from settlement.models import SettlementInterval
 
 MAX_TARGETS = 3
+FULL_SHARE = 10000  # basis points: 100 %
+
+# The models' choices are English; the dashboard shows these (also used by the templates' {% translate %}).
+KIND_CHOICES = [
+    (GroupKind.BALANCE, _("Balance")),
+    (GroupKind.SOURCE, _("Source")),
+    (GroupKind.CONSUMER, _("Consumer")),
+]
+INTERVAL_CHOICES = [
+    (SettlementInterval.QUARTER_HOUR, _("15 minutes")),
+    (SettlementInterval.HOUR, _("1 hour")),
+    (SettlementInterval.DAY, _("1 day (local)")),
+]
 
 
 def local_input_value(instant: dt.datetime | None) -> str:
@@ -26,6 +45,12 @@ def local_input_value(instant: dt.datetime | None) -> str:
         return instant.astimezone(site_zone()).strftime("%Y-%m-%dT%H:%M")
     except OverflowError:  # a stored instant at the edge of time: shown with its offset, refused if sent back
         return instant.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def _wall_time(naive: dt.datetime) -> str:
+    """A local wall time that is no instant (it does not exist or exists twice) in the language's format."""
+    language = "de" if (get_language() or "en").startswith("de") else "en"
+    return dateformat.format(naive, INSTANT_FORMATS[language]["datetime"])
 
 
 class LocalInstantField(forms.Field):
@@ -49,7 +74,7 @@ class LocalInstantField(forms.Field):
                 parsed = dt.datetime.fromisoformat(text)
             except ValueError:
                 raise forms.ValidationError(
-                    "Enter a date and time like 2026-03-29 14:15 (local time) or 2026-03-29T12:15Z.", code="invalid"
+                    _("Enter a date and time like 2026-03-29 14:15 (local time) or 2026-03-29T12:15Z."), code="invalid"
                 ) from None
         try:
             if parsed.tzinfo is not None:
@@ -57,7 +82,8 @@ class LocalInstantField(forms.Field):
             return self._from_local(parsed)
         except OverflowError:  # the first or last hours of year 1 or 9999 have no UTC instant
             raise forms.ValidationError(
-                f"{parsed.isoformat(timespec='minutes')} is outside the supported range ({SUPPORTED_RANGE}).",
+                _("%(value)s is outside the supported range (%(range)s).")
+                % {"value": parsed.isoformat(timespec="minutes"), "range": SUPPORTED_RANGE},
                 code="range",
             ) from None
 
@@ -71,11 +97,18 @@ class LocalInstantField(forms.Field):
             round_trip = first.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
             if round_trip != naive:
                 raise forms.ValidationError(
-                    f"{naive:%Y-%m-%d %H:%M} does not exist in {zone} (clocks go forward).", code="nonexistent"
+                    _("%(time)s does not exist in %(zone)s (clocks go forward).")
+                    % {"time": _wall_time(naive), "zone": zone.key},
+                    code="nonexistent",
                 )
             raise forms.ValidationError(
-                f"{naive:%Y-%m-%d %H:%M} occurs twice in {zone}; give the offset, e.g. "
-                f"{naive:%Y-%m-%dT%H:%M}{_offset(first)} or {naive:%Y-%m-%dT%H:%M}{_offset(second)}.",
+                _("%(time)s occurs twice in %(zone)s; give the offset, e.g. %(first)s or %(second)s.")
+                % {
+                    "time": _wall_time(naive),
+                    "zone": zone.key,
+                    "first": f"{naive:%Y-%m-%dT%H:%M}{_offset(first)}",
+                    "second": f"{naive:%Y-%m-%dT%H:%M}{_offset(second)}",
+                },
                 code="ambiguous",
             )
         return first.astimezone(UTC)
@@ -86,46 +119,135 @@ def _offset(instant: dt.datetime) -> str:
     return f"{text[:3]}:{text[3:]}"
 
 
-class GroupCreateForm(forms.Form):
-    code = forms.CharField(max_length=64, help_text="Unique within your organisation, no spaces, e.g. PV-ROOF.")
-    name = forms.CharField(max_length=200, help_text="The speaking name operators see.")
-    kind = forms.ChoiceField(choices=GroupKind.choices)
-    valid_from = LocalInstantField(help_text="On a quarter-hour (:00, :15, :30, :45).")
-    valid_until = LocalInstantField(required=False, help_text="Optional end of validity (exclusive).")
+class ZonedForm(forms.Form):
+    """Instant fields name the site's zone in their label: ``Valid from (Europe/Berlin)``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            if isinstance(field, LocalInstantField) and field.label:
+                field.plain_label = field.label
+                field.label = gettext("%(label)s (%(zone)s)") % {"label": field.label, "zone": site_zone().key}
+
+
+def percent_text(share: int) -> str:
+    """Basis points as a percent an input shows, in the active language: 10000 -> ``100``, 3333 -> ``33,33``."""
+    whole, rest = divmod(int(share), 100)
+    return number(whole) if not rest else number(Decimal(int(share)) / 100, 2)
+
+
+_PERCENT = re.compile(r"^[0-9]+(?:[.,][0-9]*)?$|^[.,][0-9]+$")
+
+
+class SharePercentField(forms.Field):
+    """A share typed in percent with up to two decimals (``33.33`` or ``33,33``), cleaned to exact basis points."""
+
+    widget = forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "size": "7"})
+
+    def prepare_value(self, value):
+        if isinstance(value, int):
+            return percent_text(value)
+        return value
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        text = str(value).strip().removesuffix("%").strip().replace("\u202f", "").replace(" ", "")
+        if not _PERCENT.match(text):
+            raise forms.ValidationError(_("Enter the share in percent, e.g. 60 or 33.33."), code="invalid")
+        percent = Decimal(text.replace(",", "."))
+        if percent.as_tuple().exponent < -2:
+            raise forms.ValidationError(
+                _("At most two decimals: shares are given to 0.01 % (e.g. 33.33)."), code="decimals"
+            )
+        if not 0 < percent <= 100:
+            raise forms.ValidationError(_("A share is more than 0 % and at most 100 %."), code="range")
+        return int(percent * 100)
+
+
+class GroupCreateForm(ZonedForm):
+    code = forms.CharField(
+        max_length=64, label=_("Code"), help_text=_("Unique within your organisation, no spaces, e.g. PV-ROOF.")
+    )
+    name = forms.CharField(max_length=200, label=_("Name"), help_text=_("The speaking name operators see."))
+    kind = forms.ChoiceField(choices=KIND_CHOICES, label=_("Kind"))
+    valid_from = LocalInstantField(label=_("Valid from"), help_text=_("On a quarter-hour (:00, :15, :30, :45)."))
+    valid_until = LocalInstantField(
+        required=False, label=_("Valid until"), help_text=_("Optional end of validity (exclusive).")
+    )
     metering_point = forms.CharField(
         required=False,
         max_length=64,
-        label="Metering point",
-        help_text="Optional MaLo or MeLo id (letters and digits), e.g. DE0001234567890000000000000000001.",
+        label=_("Metering point"),
+        help_text=_("Optional MaLo or MeLo id (letters and digits), e.g. DE0001234567890000000000000000001."),
     )
 
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("valid_from"), cleaned.get("valid_until")
+        if start and end and end <= start:
+            self.add_error(
+                "valid_until",
+                gettext("The end of validity must be after its start (%(start)s).") % {"start": local_zone(start)},
+            )
+        return cleaned
 
-class GroupEditForm(forms.Form):
-    code = forms.CharField(max_length=64)
-    name = forms.CharField(max_length=200)
-    valid_from = LocalInstantField(help_text="On a quarter-hour. Existing bookings must stay inside the validity.")
-    valid_until = LocalInstantField(required=False, help_text="Optional end of validity (exclusive).")
+
+class GroupEditForm(GroupCreateForm):
+    kind = None  # a group's kind never changes
+    code = forms.CharField(max_length=64, label=_("Code"))
+    name = forms.CharField(max_length=200, label=_("Name"))
+    valid_from = LocalInstantField(
+        label=_("Valid from"), help_text=_("On a quarter-hour. Existing bookings must stay inside the validity.")
+    )
     metering_point = forms.CharField(
-        required=False, max_length=64, label="Metering point", help_text="Optional MaLo or MeLo id; empty: none."
+        required=False,
+        max_length=64,
+        label=_("Metering point"),
+        help_text=_("Optional MaLo or MeLo id; empty: none."),
     )
 
 
-class GroupCloseForm(forms.Form):
+class GroupCloseForm(ZonedForm):
     until = LocalInstantField(
         required=False,
-        help_text="Every quarter-hour before this instant is closed: no new entries. "
-        "Leave empty to close the whole group. Closing never reopens.",
+        label=_("Close until"),
+        help_text=_(
+            "Every quarter-hour before this instant is closed: no new entries. "
+            "Leave empty to close the whole group. Closing never reopens."
+        ),
+    )
+
+    def __init__(self, *args, closed_until: dt.datetime | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.closed_until = closed_until
+
+    def clean_until(self):
+        until = self.cleaned_data.get("until")
+        if until is not None and self.closed_until is not None and until < self.closed_until:
+            raise forms.ValidationError(
+                gettext("The group is already closed until %(instant)s; closing never reopens.")
+                % {"instant": local_zone(self.closed_until)},
+                code="reopen",
+            )
+        return until
+
+
+class FinalizeUntilForm(ZonedForm):
+    until = LocalInstantField(
+        label=_("Finalize bookings ending by"),
+        help_text=_("Every provisional booking of this group that ends by then becomes final."),
     )
 
 
-class FinalizeUntilForm(forms.Form):
-    until = LocalInstantField(help_text="Every provisional booking of this group that ends by then becomes final.")
-
-
-class RuleChangeForm(forms.Form):
-    interval = forms.ChoiceField(choices=SettlementInterval.choices, help_text="How often the net is balanced.")
+class RuleChangeForm(ZonedForm):
+    interval = forms.ChoiceField(
+        choices=INTERVAL_CHOICES, label=_("Interval"), help_text=_("How often the net is balanced.")
+    )
     effective_from = LocalInstantField(
-        required=False, help_text="Empty: the next quarter-hour. A change never takes effect earlier."
+        required=False,
+        label=_("Takes effect"),
+        help_text=_("Empty: the next quarter-hour. A change never takes effect earlier."),
     )
 
     def __init__(self, *args, parents=(), **kwargs):
@@ -133,14 +255,12 @@ class RuleChangeForm(forms.Form):
         choices = [("", "—")] + [(str(group.pk), f"{group.code}: {group.name}") for group in parents]
         for index in range(1, MAX_TARGETS + 1):
             self.fields[f"parent_{index}"] = forms.ChoiceField(
-                choices=choices, required=index == 1, label=f"Parent balance {index}"
+                choices=choices, required=index == 1, label=gettext("Parent balance %(number)s") % {"number": index}
             )
-            self.fields[f"share_{index}"] = forms.IntegerField(
-                min_value=1,
-                max_value=10000,
+            self.fields[f"share_{index}"] = SharePercentField(
                 required=False,
-                label=f"Share {index} (basis points)",
-                help_text="10000 = 100 %" if index == 1 else "",
+                label=gettext("Share %(number)s (%%)") % {"number": index},
+                help_text=gettext("100 % = the whole net") if index == 1 else "",
             )
 
     def target_rows(self):
@@ -149,36 +269,42 @@ class RuleChangeForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         targets = []
+        chosen = {}
         for index in range(1, MAX_TARGETS + 1):
             parent = cleaned.get(f"parent_{index}")
             share = cleaned.get(f"share_{index}")
+            if f"share_{index}" in self.errors:
+                continue
             if parent and share is None:
-                self.add_error(f"share_{index}", "Give the share of this parent in basis points.")
+                self.add_error(f"share_{index}", gettext("Give the share of this parent in percent."))
             elif share is not None and not parent:
-                self.add_error(f"parent_{index}", "Choose the parent this share goes to.")
+                self.add_error(f"parent_{index}", gettext("Choose the parent this share goes to."))
+            elif parent in chosen:
+                self.add_error(
+                    f"parent_{index}",
+                    gettext("This parent is chosen already as parent balance %(number)s.") % {"number": chosen[parent]},
+                )
             elif parent:
+                chosen[parent] = index
                 targets.append((parent, share))
+        total = sum(share for _, share in targets)
+        if targets and not any(name.startswith(("share_", "parent_")) for name in self.errors) and total != FULL_SHARE:
+            self.add_error(
+                "share_1",
+                gettext("The shares add up to %(total)s %%; they must add up to exactly 100 %%.")
+                % {"total": percent_text(total)},
+            )
         cleaned["targets"] = targets
         return cleaned
 
 
-class ResolveForm(forms.Form):
-    action = forms.ChoiceField(
-        choices=[("rebook", "Rebook (book the original input now)"), ("dismiss", "Dismiss")],
-        widget=forms.RadioSelect,
-    )
-    note = forms.CharField(
-        required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}), help_text="Required to dismiss."
-    )
-
-
 class SettlementRunForm(forms.Form):
-    start = LocalInstantField()
-    end = LocalInstantField()
+    start = LocalInstantField(label=_("Start"))
+    end = LocalInstantField(label=_("End"))
 
 
 class CsvUploadForm(forms.Form):
-    file = forms.FileField(required=False, label="CSV file", help_text="UTF-8, comma or semicolon separated.")
+    file = forms.FileField(required=False, label=_("CSV file"), help_text=_("UTF-8, comma or semicolon separated."))
     csv_text = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def clean(self):
@@ -189,32 +315,32 @@ class CsvUploadForm(forms.Form):
             try:
                 cleaned["text"] = raw.decode("utf-8-sig")
             except UnicodeDecodeError:
-                self.add_error("file", "The file is not UTF-8 text.")
+                self.add_error("file", gettext("The file is not UTF-8 text."))
         elif cleaned.get("csv_text"):
             cleaned["text"] = cleaned["csv_text"]
         else:
-            self.add_error("file", "Choose a CSV file.")
+            self.add_error("file", gettext("Choose a CSV file."))
         return cleaned
 
 
 class MsconsUploadForm(forms.Form):
     file = forms.FileField(
         required=False,
-        label="MSCONS interchange",
-        help_text="One EDIFACT file (UNA/UNB … UNZ), as the metering point operator sent it.",
+        label=_("MSCONS interchange"),
+        help_text=_("One EDIFACT file (UNA/UNB … UNZ), as the metering point operator sent it."),
     )
 
     def clean(self):
         cleaned = super().clean()
         if cleaned.get("file") is None and "file" not in self.errors:
-            self.add_error("file", "Choose an MSCONS file.")
+            self.add_error("file", gettext("Choose an MSCONS file."))
         return cleaned
 
 
 class PreviewedImportForm(forms.Form):
     """The second step after a preview: import the interchange kept as previewed."""
 
-    NOT_SENT = "Which interchange to import was not sent; preview the file again."
+    NOT_SENT = _("Which interchange to import was not sent; preview the file again.")
 
     interchange = forms.IntegerField(
         widget=forms.HiddenInput,
@@ -224,21 +350,36 @@ class PreviewedImportForm(forms.Form):
     )
 
 
-def refuse_oversized_upload(form, *, hint: str = "split it") -> None:
+def refuse_oversized_upload(form, *, hint: str = "") -> None:
     """The upload handler stopped taking the file (``dashboard.uploads``): say so instead of "no file"."""
     form.is_valid()
     form.errors.pop("file", None)
-    form.add_error("file", f"The file is larger than {settings.UPLOAD_MAX_BYTES // (1024 * 1024)} MiB; {hint}.")
+    size = {"size": settings.UPLOAD_MAX_BYTES // (1024 * 1024)}
+    if hint:
+        form.add_error("file", gettext("The file is larger than %(size)s MiB; %(hint)s.") % {**size, "hint": hint})
+    else:
+        form.add_error("file", gettext("The file is larger than %(size)s MiB; split it.") % size)
 
 
 class BookingFilterForm(forms.Form):
     status = forms.ChoiceField(
-        required=False, choices=[("", "any status"), ("provisional", "provisional"), ("final", "final")]
+        required=False,
+        label=_("Status"),
+        choices=[("", _("any status")), ("provisional", _("provisional")), ("final", _("final"))],
     )
     kind = forms.ChoiceField(
         required=False,
-        choices=[("", "any kind"), ("manual", "manual"), ("settlement", "settlement"), ("reversal", "reversal")],
+        label=_("Kind"),
+        choices=[
+            ("", _("any kind")),
+            ("manual", _("manual")),
+            ("settlement", _("settlement")),
+            ("reversal", _("reversal")),
+        ],
     )
     window = forms.ChoiceField(
-        required=False, choices=[("shown", "in the shown period"), ("all", "all periods")], initial="shown"
+        required=False,
+        label=_("Period"),
+        choices=[("shown", _("in the shown period")), ("all", _("all periods"))],
+        initial="shown",
     )

@@ -23,6 +23,7 @@ pages = [
     path("groups/<str:ref>/rule/", groups.rule_edit, name="rule-edit"),
     path("groups/<str:ref>/finalize/", groups.group_finalize, name="group-finalize"),
     path("groups/<str:ref>/balance.csv", groups.group_balance_csv, name="group-csv"),
+    path("bookings/", bookings.booking_search_view, name="bookings"),
     path("bookings/<uuid:pk>/finalize/", bookings.booking_finalize_view, name="booking-finalize"),
     path("bookings/<uuid:pk>/reverse/", bookings.booking_reverse_view, name="booking-reverse"),
     path("clarifications/", clarifications.clarification_index, name="clarifications"),

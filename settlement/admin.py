@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
+from core.admin import ReadOnlyAdmin, wh_column
 from settlement.models import DirtyDay, Imbalance, SettlementBooking, SettlementRule, SettlementRun, SettlementTarget
 
 
@@ -36,19 +38,6 @@ class SettlementRuleAdmin(admin.ModelAdmin):
         return False
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Written by the settlement engine only."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(SettlementRun)
 class SettlementRunAdmin(ReadOnlyAdmin):
     list_display = [
@@ -77,8 +66,17 @@ class SettlementRunAdmin(ReadOnlyAdmin):
 
 @admin.register(Imbalance)
 class ImbalanceAdmin(ReadOnlyAdmin):
-    list_display = ["quarter_start", "group", "inflow_wh", "outflow_wh", "net_wh", "is_final", "tenant"]
-    list_filter = ["tenant", "is_final"]
+    list_display = [
+        "quarter_start",
+        "group",
+        wh_column("inflow_wh", _("Inflow (Wh)")),
+        wh_column("outflow_wh", _("Outflow (Wh)")),
+        wh_column("net_wh", _("Net (Wh)")),
+        "line_count",
+        "is_final",
+        "tenant",
+    ]
+    list_filter = [("group", admin.RelatedFieldListFilter), "is_final", "tenant"]
     search_fields = ["group__code", "group__name"]
     date_hierarchy = "quarter_start"
     list_select_related = ["group", "tenant"]

@@ -2,7 +2,7 @@
 
 import django_filters
 from django.db.models import Q
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.response import Response
 
@@ -17,9 +17,41 @@ from settlement.serializers import ImbalanceSerializer, SettlementRuleSerializer
 from settlement.services import rule_change, settlement_run_request
 from transactions.models import BookingStatus
 
+RULE_ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="The rule version's id (UUID).")
+RUN_ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="The settlement run's id (UUID).")
+RULE_EXAMPLES = [
+    OpenApiExample(
+        "Apartment settled into the house",
+        value={
+            "group": "APT-1",
+            "targets": [{"parent": "HOUSE", "share": 10000}],
+            "interval": "15min",
+            "effective_from": "2026-01-01T00:00:00Z",
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "PV split between two balances, hourly",
+        value={
+            "group": "PV-ROOF",
+            "targets": [{"parent": "HOUSE", "share": 7000}, {"parent": "HOUSE-B", "share": 3000}],
+            "interval": "1h",
+            "effective_from": "2026-01-01T00:00:00Z",
+        },
+        request_only=True,
+    ),
+]
+RUN_EXAMPLES = [
+    OpenApiExample(
+        "One local day (29 March, the spring DST change: 23 hours)",
+        value={"start": "2026-03-28T23:00:00Z", "end": "2026-03-29T22:00:00Z"},
+        request_only=True,
+    )
+]
+
 
 class SettlementRuleFilter(django_filters.FilterSet):
-    group = GroupRefFilter(field_name="group")
+    group = GroupRefFilter(field_name="group", label="Versions of this group's rule (id, code or metering point)")
     at = InstantFilter(method="filter_at", label="In force at this instant")
 
     class Meta:
@@ -34,9 +66,11 @@ class SettlementRuleFilter(django_filters.FilterSet):
 
 @extend_schema_view(
     list=extend_schema(summary="List settlement rule versions", tags=["settlement rules"]),
-    retrieve=extend_schema(summary="Get a settlement rule version", tags=["settlement rules"]),
+    retrieve=extend_schema(summary="Get a settlement rule version", tags=["settlement rules"], parameters=[RULE_ID]),
     create=extend_schema(
-        summary="Add a rule version (ends the previous version at its effective_from)", tags=["settlement rules"]
+        summary="Add a rule version (ends the previous version at its effective_from)",
+        tags=["settlement rules"],
+        examples=RULE_EXAMPLES,
     ),
 )
 class SettlementRuleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):
@@ -70,8 +104,10 @@ class SettlementRuleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Te
 class ImbalanceFilter(django_filters.FilterSet):
     start = InstantFilter(field_name="quarter_start", lookup_expr="gte", label="Quarter-hours from (inclusive)")
     end = InstantFilter(field_name="quarter_start", lookup_expr="lt", label="Quarter-hours before (exclusive)")
-    group = GroupRefFilter(field_name="group")
-    status = django_filters.ChoiceFilter(choices=BookingStatus.choices, method="filter_status")
+    group = GroupRefFilter(field_name="group", label="Rows of this group (id, code or metering point)")
+    status = django_filters.ChoiceFilter(
+        choices=BookingStatus.choices, method="filter_status", label="Rows with this status"
+    )
 
     class Meta:
         model = Imbalance
@@ -112,7 +148,7 @@ class ImbalanceViewSet(mixins.ListModelMixin, TenantViewSet):
 
 
 class SettlementRunFilter(django_filters.FilterSet):
-    status = django_filters.ChoiceFilter(choices=RunStatus.choices)
+    status = django_filters.ChoiceFilter(choices=RunStatus.choices, label="Runs with this status")
 
     class Meta:
         model = SettlementRun
@@ -121,13 +157,14 @@ class SettlementRunFilter(django_filters.FilterSet):
 
 @extend_schema_view(
     list=extend_schema(summary="List settlement runs (newest first)", tags=["settlement runs"]),
-    retrieve=extend_schema(summary="Get a settlement run", tags=["settlement runs"]),
+    retrieve=extend_schema(summary="Get a settlement run", tags=["settlement runs"], parameters=[RUN_ID]),
     create=extend_schema(
         summary="Queue a settlement run for [start, end)",
         description="Queued for a worker when a broker is configured, otherwise run right away. "
         "Returns 202 with the run.",
         tags=["settlement runs"],
         responses={202: SettlementRunSerializer},
+        examples=RUN_EXAMPLES,
     ),
 )
 class SettlementRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantViewSet):

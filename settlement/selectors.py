@@ -3,14 +3,15 @@
 import datetime as dt
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.utils.translation import gettext as _
 
-from balance_groups.models import BalanceGroup
+from balance_groups.models import AuditAction, AuditEntry, BalanceGroup
 from balance_groups.selectors import group_get
 from core.errors import NotFound
 from core.quarters import QUARTER, buckets, local_date, local_day_bounds, require_aligned, require_window
 from core.status import Status
-from settlement.models import DirtyDay, Imbalance, SettlementRule, SettlementRun
+from settlement.models import DirtyDay, Imbalance, RunStatus, SettlementRule, SettlementRun
 
 FINAL, PROVISIONAL = Status.FINAL.value, Status.PROVISIONAL.value
 
@@ -151,7 +152,7 @@ def imbalance_list(*, tenant, start: dt.datetime | None = None, end: dt.datetime
         if not isinstance(group, BalanceGroup):
             group = group_get(tenant=tenant, ref=group)
         elif group.tenant_id != tenant.pk:
-            raise NotFound("Balance group not found.")
+            raise NotFound(_("Balance group not found."))
         rows = rows.filter(group=group)
     return rows.order_by("quarter_start", "group__code")
 
@@ -159,6 +160,55 @@ def imbalance_list(*, tenant, start: dt.datetime | None = None, end: dt.datetime
 def settlement_run_list(*, tenant):
     """A tenant's settlement runs, newest first."""
     return SettlementRun.objects.filter(tenant=tenant).order_by("-created_at", "-pk")
+
+
+def imbalance_totals(rows) -> dict:
+    """Inflow, outflow and net summed over imbalance rows (``imbalance_list``), in Wh."""
+    totals = rows.order_by().aggregate(inflow_wh=Sum("inflow_wh"), outflow_wh=Sum("outflow_wh"), net_wh=Sum("net_wh"))
+    return {key: value or 0 for key, value in totals.items()}
+
+
+@dataclass(frozen=True)
+class SettlementOnWrite:
+    """One local day settled right after a write, outside any recorded run (the single-process mode)."""
+
+    at: dt.datetime
+    start: dt.datetime
+    end: dt.datetime
+    created: int
+    updated: int
+    finalized: int
+    deleted: int
+
+    @classmethod
+    def from_entry(cls, entry: AuditEntry) -> "SettlementOnWrite":
+        data = entry.data
+        return cls(
+            at=entry.at,
+            start=dt.datetime.fromisoformat(data["start"]),
+            end=dt.datetime.fromisoformat(data["end"]),
+            created=int(data.get("created", 0)),
+            updated=int(data.get("updated", 0)),
+            finalized=int(data.get("finalized", 0)),
+            deleted=int(data.get("deleted", 0)),
+        )
+
+
+def settlements_on_write(*, tenant):
+    """The audit entries of settled days that no recorded run wrote, newest first.
+
+    Every unit that changes bookings leaves a ``settlement.apply`` entry; one written while a run of
+    the tenant was running belongs to that run, whose counts include it. The others are the days
+    settled right away after a write (no broker): map them with ``SettlementOnWrite.from_entry``.
+    """
+    in_a_run = SettlementRun.objects.filter(tenant_id=OuterRef("tenant_id"), started_at__lte=OuterRef("at")).filter(
+        Q(finished_at__gte=OuterRef("at")) | Q(finished_at__isnull=True, status=RunStatus.RUNNING)
+    )
+    return (
+        AuditEntry.objects.filter(tenant=tenant, action=AuditAction.SETTLEMENT_APPLY)
+        .exclude(Exists(in_a_run))
+        .order_by("-at", "-id")
+    )
 
 
 def rule_in_force(*, group: BalanceGroup, at: dt.datetime) -> SettlementRule | None:

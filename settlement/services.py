@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from balance_groups.audit import actor_label, audit_record
 from balance_groups.models import AuditAction, BalanceGroup, GroupKind, Tenant
@@ -30,6 +31,7 @@ from core.quarters import (
     require_aligned,
     require_window,
 )
+from core.text import instant_text
 from settlement.engine.units import UnitStats, settle_unit
 from settlement.engine.windows import unit_bounds, unit_of
 from settlement.engine.writers import SETTLE_ACTOR
@@ -59,26 +61,27 @@ Progress = Callable[[int, int, dt.datetime], None]
 
 def _validate_targets(group: BalanceGroup, targets) -> list[tuple[BalanceGroup, int]]:
     if not targets:
-        raise InvalidInput.for_field("targets", "At least one target is required.")
+        raise InvalidInput.for_field("targets", _("At least one target is required."))
     cleaned = []
     seen = set()
     for parent, share in targets:
         if parent.tenant_id != group.tenant_id:
-            raise InvalidInput.for_field("targets", "Target not found.")
+            raise InvalidInput.for_field("targets", _("Target not found."))
         if parent.pk == group.pk:
-            raise InvalidInput.for_field("targets", "A group cannot be settled onto itself.")
+            raise InvalidInput.for_field("targets", _("A group cannot be settled onto itself."))
         if parent.kind != GroupKind.BALANCE:
             raise InvalidInput.for_field(
-                "targets", f"Target {parent.code} is a {parent.kind}; targets must be balances."
+                "targets",
+                _("Target %(code)s is not a balance; only balances can be targets.") % {"code": parent.code},
             )
         if parent.pk in seen:
-            raise InvalidInput.for_field("targets", f"Target {parent.code} is named twice.")
+            raise InvalidInput.for_field("targets", _("Target %(code)s is named twice.") % {"code": parent.code})
         if isinstance(share, bool) or not isinstance(share, int) or not 0 < share <= FULL_SHARE:
-            raise InvalidInput.for_field("targets", "Each share is a whole number of basis points from 1 to 10000.")
+            raise InvalidInput.for_field("targets", _("Each share is a whole number of basis points from 1 to 10000."))
         seen.add(parent.pk)
         cleaned.append((parent, share))
     if sum(share for _, share in cleaned) != FULL_SHARE:
-        raise InvalidInput.for_field("targets", "Shares must sum to 10000 basis points.")
+        raise InvalidInput.for_field("targets", _("Shares must sum to 10000 basis points."))
     return cleaned
 
 
@@ -120,7 +123,10 @@ def rule_change(
     later one starts no earlier than the next quarter-hour boundary after now."""
     group = BalanceGroup.objects.select_for_update().get(pk=group.pk)
     if interval not in SettlementInterval.values:
-        raise InvalidInput.for_field("interval", f"interval must be one of {', '.join(SettlementInterval.values)}.")
+        raise InvalidInput.for_field(
+            "interval",
+            _("The interval must be one of %(choices)s.") % {"choices": ", ".join(SettlementInterval.values)},
+        )
     earliest_change = next_quarter_after(now)
     effective_from = earliest_change if effective_from is None else require_aligned(effective_from, "effective_from")
     cleaned = _validate_targets(group, targets)
@@ -130,29 +136,39 @@ def rule_change(
         if effective_from < group.valid_from:
             raise InvalidInput.for_field(
                 "effective_from",
-                f"The first rule may start at the group's valid_from ({group.valid_from.isoformat()}) at the earliest.",
+                _("The first rule may start when the group becomes valid (%(valid_from)s) at the earliest.")
+                % {"valid_from": instant_text(group.valid_from)},
             )
     else:
         if effective_from < earliest_change:
             raise InvalidInput.for_field(
                 "effective_from",
-                f"A rule change takes effect at the next quarter-hour at the earliest ({earliest_change.isoformat()}); "
-                "rules never change retroactively.",
+                _(
+                    "A rule change takes effect at the next quarter-hour at the earliest (%(earliest)s); "
+                    "rules never change retroactively."
+                )
+                % {"earliest": instant_text(earliest_change)},
             )
         if effective_from <= latest.effective_from:
             raise InvalidInput.for_field(
                 "effective_from",
-                f"A version starting {latest.effective_from.isoformat()} exists; a new version must start after it.",
+                _("A version starting %(start)s exists; a new version must start after it.")
+                % {"start": instant_text(latest.effective_from)},
             )
     if group.valid_until and effective_from >= group.valid_until:
-        raise InvalidInput.for_field("effective_from", "The group is no longer valid at effective_from.")
-    for parent, _ in cleaned:
+        raise InvalidInput.for_field(
+            "effective_from",
+            _("The group is no longer valid at %(effective_from)s.") % {"effective_from": instant_text(effective_from)},
+        )
+    for parent, _share in cleaned:
         if parent.valid_from > effective_from or (parent.valid_until and parent.valid_until <= effective_from):
             raise InvalidInput.for_field(
-                "targets", f"Target {parent.code} is not valid at {effective_from.isoformat()}."
+                "targets",
+                _("Target %(code)s is not valid at %(effective_from)s.")
+                % {"code": parent.code, "effective_from": instant_text(effective_from)},
             )
     if _creates_cycle(group, [parent for parent, _ in cleaned], effective_from):
-        raise InvalidInput.for_field("targets", "This rule would create a cycle in the settlement hierarchy.")
+        raise InvalidInput.for_field("targets", _("This rule would create a cycle in the settlement hierarchy."))
 
     if latest is not None:
         latest.effective_until = effective_from
@@ -393,7 +409,9 @@ def settlement_runs_reap(*, now: dt.datetime | None = None) -> list[SettlementRu
         for run in stale:
             run.status = RunStatus.ABANDONED
             run.finished_at = now
-            run.error = f"No sign of life since {run.heartbeat_at.isoformat()}: its worker stopped. Retried."
+            run.error = _("No sign of life since %(heartbeat)s: its worker stopped. Retried.") % {
+                "heartbeat": instant_text(run.heartbeat_at)
+            }
             run.save(update_fields=["status", "finished_at", "error"])
             retry = SettlementRun.objects.create(
                 tenant_id=run.tenant_id,

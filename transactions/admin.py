@@ -1,19 +1,10 @@
 from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
 
+from core.admin import ReadOnlyAdminMixin, wh_column
 from core.errors import BkmError
 from transactions.models import Booking, BookingStatus, ClarificationCase, ClarificationStatus, LedgerLine
 from transactions.services import booking_finalize, booking_reverse, clarification_resolve
-
-
-class ReadOnlyAdminMixin:
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class LedgerLineInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -30,8 +21,20 @@ class LedgerLineInline(ReadOnlyAdminMixin, admin.TabularInline):
 class BookingAdmin(admin.ModelAdmin):
     """Bookings are written by services only; here they are read, finalized and reversed."""
 
-    list_display = ["__str__", "tenant", "source", "destination", "start", "end", "energy_wh", "status", "kind"]
-    list_filter = ["tenant", "status", "kind"]
+    list_display = [
+        "external_id",
+        "source",
+        "destination",
+        "start",
+        "end",
+        wh_column("energy_wh", _("Energy (Wh)")),
+        "kind",
+        "status",
+        "name",
+        "tenant",
+    ]
+    list_display_links = ["external_id"]
+    list_filter = ["kind", "status", "tenant"]
     search_fields = ["external_id", "name", "source__code", "destination__code"]
     date_hierarchy = "start"
     list_select_related = ["tenant", "source", "destination"]
@@ -74,7 +77,14 @@ class BookingAdmin(admin.ModelAdmin):
 
 @admin.register(LedgerLine)
 class LedgerLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ["quarter_start", "source", "destination", "energy_wh", "is_final", "booking"]
+    list_display = [
+        "quarter_start",
+        "source",
+        "destination",
+        wh_column("energy_wh", _("Energy (Wh)")),
+        "is_final",
+        "booking",
+    ]
     list_filter = ["tenant", "is_final"]
     search_fields = ["booking__external_id", "source__code", "destination__code"]
     date_hierarchy = "quarter_start"

@@ -40,6 +40,46 @@ from transactions.services import booking_create, booking_finalize, booking_reve
 
 BOOKING_ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="The booking's id (UUID).")
 CASE_ID = OpenApiParameter("id", str, OpenApiParameter.PATH, description="The clarification case's id (UUID).")
+BOOKING_EXAMPLES = [
+    OpenApiExample(
+        "One hour of PV for an apartment",
+        value={
+            "external_id": "pv-apt1-2026-03-29T10:00Z",
+            "name": "PV to apartment 1",
+            "source": "PV-ROOF",
+            "destination": "APT-1",
+            "start": "2026-03-29T10:00:00Z",
+            "end": "2026-03-29T11:00:00Z",
+            "energy_wh": 1500,
+            "status": "provisional",
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "A final quarter-hour from the grid",
+        value={
+            "source": "GRID-IMPORT",
+            "destination": "HEAT-PUMP",
+            "start": "2026-03-29T06:00:00Z",
+            "end": "2026-03-29T06:15:00Z",
+            "energy_wh": 420,
+            "status": "final",
+        },
+        request_only=True,
+    ),
+]
+RESOLVE_EXAMPLES = [
+    OpenApiExample(
+        "Dismiss with a reason",
+        value={"action": "dismiss", "note": "Sent twice by the gateway; the later delivery is the valid one."},
+        request_only=True,
+    ),
+    OpenApiExample(
+        "Rebook the payload",
+        value={"action": "rebook", "note": "Group validity extended; the booking fits now."},
+        request_only=True,
+    ),
+]
 
 
 def _uuid_object(queryset, pk, what: str):
@@ -58,11 +98,11 @@ def _uuid_object(queryset, pk, what: str):
 
 class BookingFilter(django_filters.FilterSet):
     group = GroupRefFilter(fields=("source", "destination"), label="Source or destination (id or code)")
-    source = GroupRefFilter(field_name="source")
-    destination = GroupRefFilter(field_name="destination")
-    status = django_filters.ChoiceFilter(choices=BookingStatus.choices)
-    kind = django_filters.ChoiceFilter(choices=BookingKind.choices)
-    external_id = django_filters.CharFilter(field_name="external_id")
+    source = GroupRefFilter(field_name="source", label="Source group (id, code or metering point)")
+    destination = GroupRefFilter(field_name="destination", label="Destination group (id, code or metering point)")
+    status = django_filters.ChoiceFilter(choices=BookingStatus.choices, label="Bookings with this status")
+    kind = django_filters.ChoiceFilter(choices=BookingKind.choices, label="Bookings of this kind")
+    external_id = django_filters.CharFilter(field_name="external_id", label="The booking with exactly this sender's id")
     start = InstantFilter(field_name="end", lookup_expr="gt", label="Bookings overlapping [start, end): end after this")
     end = InstantFilter(
         field_name="start", lookup_expr="lt", label="Bookings overlapping [start, end): start before this"
@@ -112,6 +152,7 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVie
         tags=["bookings"],
         request=BookingWriteSerializer,
         responses={201: BookingDetailSerializer, 200: BookingDetailSerializer},
+        examples=BOOKING_EXAMPLES,
     )
     def create(self, request, *args, **kwargs):
         payload = request.data
@@ -190,11 +231,13 @@ class BookingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, TenantVie
 
 
 class LedgerLineFilter(django_filters.FilterSet):
-    booking = django_filters.UUIDFilter(field_name="booking_id")
+    booking = django_filters.UUIDFilter(field_name="booking_id", label="Lines of this booking (id)")
     group = GroupRefFilter(fields=("source", "destination"), label="Source or destination (id or code)")
-    source = GroupRefFilter(field_name="source")
-    destination = GroupRefFilter(field_name="destination")
-    status = django_filters.ChoiceFilter(choices=BookingStatus.choices, method="filter_status")
+    source = GroupRefFilter(field_name="source", label="Source group (id, code or metering point)")
+    destination = GroupRefFilter(field_name="destination", label="Destination group (id, code or metering point)")
+    status = django_filters.ChoiceFilter(
+        choices=BookingStatus.choices, method="filter_status", label="Lines with this status"
+    )
     start = InstantFilter(field_name="quarter_start", lookup_expr="gte", label="Quarter-hours from (inclusive)")
     end = InstantFilter(field_name="quarter_start", lookup_expr="lt", label="Quarter-hours before (exclusive)")
 
@@ -220,9 +263,11 @@ class LedgerLineViewSet(mixins.ListModelMixin, TenantViewSet):
 
 
 class ClarificationFilter(django_filters.FilterSet):
-    status = django_filters.ChoiceFilter(choices=ClarificationStatus.choices)
-    reason = django_filters.ChoiceFilter(choices=ClarificationReason.choices)
-    channel = django_filters.CharFilter(field_name="channel")
+    status = django_filters.ChoiceFilter(choices=ClarificationStatus.choices, label="Cases with this status")
+    reason = django_filters.ChoiceFilter(choices=ClarificationReason.choices, label="Cases with this reason")
+    channel = django_filters.CharFilter(
+        field_name="channel", label="Cases from this channel: api, bulk, csv, admin, mscons, …"
+    )
 
     class Meta:
         model = ClarificationCase
@@ -251,6 +296,7 @@ class ClarificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Ten
         parameters=[CASE_ID],
         request=ClarificationResolveSerializer,
         responses=ClarificationSerializer,
+        examples=RESOLVE_EXAMPLES,
     )
     @action(detail=True, methods=["post"], url_path="resolve")
     def resolve(self, request, *args, **kwargs):

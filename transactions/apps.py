@@ -1,9 +1,11 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class TransactionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "transactions"
+    verbose_name = _("Bookings")
 
     def ready(self):
         from core.integrity import register_checks

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from balance_groups.audit import actor_label, audit_record
 from balance_groups.models import AuditAction
@@ -36,7 +37,7 @@ from core.ledger import ledger_changed
 from core.quarters import from_epoch, to_epoch
 from transactions.models import Booking, BookingKind, BookingStatus, ClarificationCase, ClarificationReason, LedgerLine
 from transactions.payloads import booking_fields_from_payload, clean_booking
-from transactions.services import build_lines, check_bookable
+from transactions.services import booking_final_text, build_lines, check_bookable, not_replaceable_text
 from transactions.writers import LedgerRows
 
 MAX_ITEMS = 100_000
@@ -75,7 +76,9 @@ class _LostRace(Exception):
 def _resolve(groups: GroupIndex, ref, field_name: str):
     group = groups.get(ref)
     if group is None:
-        raise InvalidInput.for_field(field_name, f"Balance group {str(ref).strip()[:80]!r} not found.")
+        raise InvalidInput.for_field(
+            field_name, _("Balance group %(ref)s not found.") % {"ref": repr(str(ref).strip()[:80])}
+        )
     return group
 
 
@@ -93,7 +96,7 @@ def _validate(items: list, groups: GroupIndex, rejected: list, clarify: list) ->
             rejected.append(_rejection(index, error))
             continue
         except (OverflowError, ValueError):
-            rejected.append(_rejection(index, InvalidInput("A value is out of range.")))
+            rejected.append(_rejection(index, InvalidInput(_("A value is out of range."))))
             continue
         block = None
         try:
@@ -187,12 +190,10 @@ def _plan(rows, existing: dict, groups: GroupIndex, items: list) -> _Plan:
             plan.created += 1
             continue
         if state.content[6] == FINAL:
-            plan.rejected.append(
-                _rejection(row[I_INDEX], BookingFinal(f"Booking {ext!r} is final; correct it with a reversal booking."))
-            )
+            plan.rejected.append(_rejection(row[I_INDEX], BookingFinal(booking_final_text(ext))))
             continue
         if state.kind != BookingKind.MANUAL:
-            error = Conflict(f"Booking {ext!r} is a {state.kind} booking and cannot be replaced.")
+            error = Conflict(not_replaceable_text(ext, state.kind))
             plan.rejected.append(_rejection(row[I_INDEX], error))
             continue
         old_error = _old_period_error(state.content, groups)
@@ -214,7 +215,7 @@ def _plan(rows, existing: dict, groups: GroupIndex, items: list) -> _Plan:
 
 def _old_period_error(content, groups: GroupIndex):
     """Replacing also takes the old quarter-hours out of their balances: they must be open too."""
-    _, src_id, dst_id, start_s, end_s, _, _ = content
+    src_id, dst_id, start_s, end_s = content[1:5]
     source, destination = groups.get(src_id), groups.get(dst_id)
     if source is None or destination is None:
         return None
@@ -290,9 +291,11 @@ def bookings_bulk_ingest(
     same outcome without writing anything (no clarification cases either).
     """
     if not isinstance(items, list):
-        raise InvalidInput.for_field("bookings", "bookings must be a list of booking objects.")
+        raise InvalidInput.for_field("bookings", _("The bookings must be a list of booking objects."))
     if len(items) > MAX_ITEMS:
-        raise InvalidInput.for_field("bookings", f"At most {MAX_ITEMS} bookings per request; split the upload.")
+        raise InvalidInput.for_field(
+            "bookings", _("At most %(max)d bookings per request; split the upload.") % {"max": MAX_ITEMS}
+        )
     groups = group_index(tenant=tenant)
     rejected: list[dict] = []
     clarify: list = []
@@ -320,7 +323,7 @@ def bookings_bulk_ingest(
             if isinstance(error, OperationalError) and not _retryable(error):
                 raise
             if attempt == ATTEMPTS - 1:
-                raise Conflict("Concurrent requests changed the same bookings; retry the request.") from None
+                raise Conflict(_("Concurrent requests changed the same bookings; retry the request.")) from None
             time.sleep(random.uniform(0.01, 0.05) * 2**attempt)
     raise AssertionError("unreachable")
 

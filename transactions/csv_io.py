@@ -16,6 +16,8 @@ import io
 import re
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext as _
+
 from core.errors import CsvFormatError
 from core.quarters import UTC, site_zone
 from transactions.bulk import bookings_bulk_ingest
@@ -53,29 +55,35 @@ def bookings_from_csv(text: str) -> tuple[list[dict], list[int]]:
     try:
         return _read_rows(text)
     except csv.Error as error:  # a NUL character, a cell beyond the csv module's size limit
-        raise CsvFormatError(f"The file cannot be read as CSV: {error}.") from None
+        raise CsvFormatError(_("The file cannot be read as CSV: %(error)s.") % {"error": error}) from None
 
 
 def _read_rows(text: str) -> tuple[list[dict], list[int]]:
     text = text.lstrip("\ufeff")
     if not text.strip():
-        raise CsvFormatError("The file is empty.")
+        raise CsvFormatError(_("The file is empty."))
     first_line = text.splitlines()[0]
     delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = [ALIASES.get(name.strip().lower(), name.strip().lower()) for name in next(reader)]
     unknown = [name for name in header if name and name not in COLUMNS]
     if unknown:
-        raise CsvFormatError(f"Unknown column(s): {', '.join(unknown)}. Expected: {', '.join(COLUMNS)}.")
+        raise CsvFormatError(
+            _("Unknown column(s): %(columns)s. Expected: %(expected)s.")
+            % {"columns": ", ".join(unknown), "expected": ", ".join(COLUMNS)}
+        )
     missing = [name for name in REQUIRED_COLUMNS if name not in header]
     if missing:
-        raise CsvFormatError(f"Missing column(s): {', '.join(missing)}. Expected: {', '.join(COLUMNS)}.")
+        raise CsvFormatError(
+            _("Missing column(s): %(columns)s. Expected: %(expected)s.")
+            % {"columns": ", ".join(missing), "expected": ", ".join(COLUMNS)}
+        )
     items, lines = [], []
     for row in reader:
         if not any(cell.strip() for cell in row):
             continue
         if len(items) >= MAX_ROWS:
-            raise CsvFormatError(f"At most {MAX_ROWS} rows per file.")
+            raise CsvFormatError(_("At most %(max)d rows per file; split it.") % {"max": MAX_ROWS})
         item = {}
         for name, cell in zip(header, row, strict=False):
             value = cell.strip()

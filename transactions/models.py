@@ -160,6 +160,11 @@ class ClarificationCase(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolved_by = models.CharField(max_length=200, blank=True)
     resolution_note = models.TextField(blank=True)
+    corrected_payload = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The payload as an operator corrected it before rebooking; payload stays as received.",
+    )
     booking = models.ForeignKey(Booking, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:

@@ -6,6 +6,8 @@
 code and message whichever way it arrives.
 """
 
+from django.utils.translation import gettext as _
+
 from core.errors import InvalidInput
 from core.quarters import parse_instant, require_window
 from core.text import require_clean_text
@@ -27,27 +29,30 @@ def booking_fields_from_payload(payload: dict, instants: dict | None = None) -> 
     ``instants`` caches parsed instants by their text across the items of one request.
     """
     if type(payload) is not dict:
-        raise InvalidInput("Each booking must be a JSON object.")
+        raise InvalidInput(_("Each booking must be a JSON object."))
     unknown = payload.keys() - ALLOWED_FIELDS
     if unknown:
         read_only = sorted(unknown & READ_ONLY_FIELDS)
         unknown = sorted(unknown - READ_ONLY_FIELDS)
         if unknown:
             raise InvalidInput(
-                f"Unknown field(s): {', '.join(unknown)}.", errors={field: ["Unknown field."] for field in unknown}
+                _("Unknown field(s): %(fields)s.") % {"fields": ", ".join(unknown)},
+                errors={field: [_("Unknown field.")] for field in unknown},
             )
         raise InvalidInput(
-            f"Read-only field(s): {', '.join(read_only)}; the API writes them, never reads them.",
-            errors={field: ["This field is read-only."] for field in read_only},
+            _("Read-only field(s): %(fields)s; the API writes them, never reads them.")
+            % {"fields": ", ".join(read_only)},
+            errors={field: [_("This field is read-only.")] for field in read_only},
         )
     missing = [field for field in REQUIRED_FIELDS if payload.get(field) in (None, "")]
     if missing:
         raise InvalidInput(
-            f"Missing field(s): {', '.join(missing)}.", errors={field: ["This field is required."] for field in missing}
+            _("Missing field(s): %(fields)s.") % {"fields": ", ".join(missing)},
+            errors={field: [_("This field is required.")] for field in missing},
         )
     for field in ("source", "destination"):
         if not isinstance(payload[field], str):
-            raise InvalidInput.for_field(field, f"{field} must be a group id or code.")
+            raise InvalidInput.for_field(field, _("Give the group by its id or code."))
         require_clean_text(payload[field], field)
     return {
         "source": payload["source"],
@@ -72,17 +77,19 @@ def _instant(value, field: str, instants: dict | None):
 
 def validate_energy(energy_wh) -> int:
     if isinstance(energy_wh, bool) or not isinstance(energy_wh, int):
-        raise InvalidInput.for_field("energy_wh", "energy_wh must be a whole number of watt-hours.")
+        raise InvalidInput.for_field("energy_wh", _("The energy must be a whole number of watt-hours."))
     if energy_wh <= 0:
-        raise InvalidInput.for_field("energy_wh", "energy_wh must be greater than 0.")
+        raise InvalidInput.for_field("energy_wh", _("The energy must be greater than 0 Wh."))
     if energy_wh > MAX_ENERGY_WH:
-        raise InvalidInput.for_field("energy_wh", f"energy_wh must be at most {MAX_ENERGY_WH}.")
+        raise InvalidInput.for_field("energy_wh", _("The energy may be at most %(max)s Wh.") % {"max": MAX_ENERGY_WH})
     return energy_wh
 
 
 def validate_status(status) -> str:
     if not isinstance(status, str) or status not in STATUSES:
-        raise InvalidInput.for_field("status", f"status must be one of {', '.join(BookingStatus.values)}.")
+        raise InvalidInput.for_field(
+            "status", _("The status must be one of %(choices)s.") % {"choices": ", ".join(BookingStatus.values)}
+        )
     return status
 
 
@@ -91,7 +98,7 @@ def clean_booking(fields: dict, *, source, destination) -> dict:
     normalised, instants in UTC; ``source`` and ``destination`` are the resolved groups. The keys
     of the result are the booking's own fields."""
     if source.pk == destination.pk:
-        raise InvalidInput.for_field("destination", "source and destination must be different groups.")
+        raise InvalidInput.for_field("destination", _("Source and destination must be different groups."))
     start, end = require_window(fields["start"], fields["end"])
     energy_wh = validate_energy(fields["energy_wh"])
     status = validate_status(fields["status"])
@@ -99,9 +106,11 @@ def clean_booking(fields: dict, *, source, destination) -> dict:
     if external_id is not None and (
         not isinstance(external_id, str) or not external_id.strip() or len(external_id) > MAX_TEXT
     ):
-        raise InvalidInput.for_field("external_id", "external_id must be a non-empty string of at most 200 characters.")
+        raise InvalidInput.for_field(
+            "external_id", _("The external id must be non-empty text of at most 200 characters.")
+        )
     if not isinstance(name, str) or len(name) > MAX_TEXT:
-        raise InvalidInput.for_field("name", "name must be a string of at most 200 characters.")
+        raise InvalidInput.for_field("name", _("The name must be text of at most 200 characters."))
     if external_id is not None:
         require_clean_text(external_id, "external_id")
     require_clean_text(name, "name")

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from balance_groups.audit import actor_label, audit_record
 from balance_groups.models import AuditAction, BalanceGroup
@@ -13,8 +14,8 @@ from core.errors import BkmError, BookingFinal, Conflict, GroupNotValid, Invalid
 from core.ledger import ledger_changed
 from core.quarters import from_epoch, require_aligned, to_epoch
 from core.splitting import quarter_parts
-from core.text import require_clean_text
-from transactions.clarify import rebook_for
+from core.text import instant_text, require_clean_text
+from transactions.clarify import as_booked, rebook_for
 from transactions.models import (
     Booking,
     BookingKind,
@@ -39,16 +40,41 @@ def check_bookable(*, source: BalanceGroup, destination: BalanceGroup, start, en
     """Raise GroupNotValid or PeriodClosed when the period cannot be booked on either group."""
     for group in (source, destination):
         if group.valid_from > start or (group.valid_until is not None and group.valid_until < end):
-            until = group.valid_until.isoformat() if group.valid_until else "open end"
-            raise GroupNotValid(
-                f"Group {group.code} is valid from {group.valid_from.isoformat()} to {until}; "
-                f"the booking covers {start.isoformat()} to {end.isoformat()}."
-            )
+            raise GroupNotValid(validity_text(group, start, end))
         if group.closed_until is not None and start < group.closed_until:
             raise PeriodClosed(
-                f"Group {group.code} is closed until {group.closed_until.isoformat()}; "
-                f"the booking starts {start.isoformat()}."
+                _("Group %(code)s is closed until %(closed_until)s; the booking starts %(start)s.")
+                % {"code": group.code, "closed_until": instant_text(group.closed_until), "start": instant_text(start)}
             )
+
+
+def validity_text(group: BalanceGroup, start: dt.datetime, end: dt.datetime) -> str:
+    """Why a booking of ``[start, end)`` lies outside the group's validity."""
+    values = {
+        "code": group.code,
+        "valid_from": instant_text(group.valid_from),
+        "start": instant_text(start),
+        "end": instant_text(end),
+    }
+    if group.valid_until is None:
+        return _("Group %(code)s is valid from %(valid_from)s on; the booking covers %(start)s to %(end)s.") % values
+    values["valid_until"] = instant_text(group.valid_until)
+    return (
+        _("Group %(code)s is valid from %(valid_from)s to %(valid_until)s; the booking covers %(start)s to %(end)s.")
+        % values
+    )
+
+
+def booking_final_text(external_id: str) -> str:
+    message = _("Booking %(external_id)s is final; correct it with a reversal booking.")
+    return message % {"external_id": repr(external_id)}
+
+
+def not_replaceable_text(external_id: str, kind: str) -> str:
+    return _("Booking %(external_id)s was not entered by hand (kind %(kind)s) and cannot be replaced.") % {
+        "external_id": repr(external_id),
+        "kind": kind,
+    }
 
 
 def build_lines(booking: Booking) -> list[LedgerLine]:
@@ -164,9 +190,9 @@ def _booking_write(*, tenant, actor, external_id, content) -> BookingResult:
         if _same_content(existing, content):
             return BookingResult(existing, "unchanged")
         if existing.status == BookingStatus.FINAL:
-            raise BookingFinal(f"Booking {external_id!r} is final; correct it with a reversal booking.")
+            raise BookingFinal(booking_final_text(external_id))
         if existing.kind != BookingKind.MANUAL:
-            raise Conflict(f"Booking {external_id!r} is a {existing.kind} booking and cannot be replaced.")
+            raise Conflict(not_replaceable_text(external_id, existing.kind))
         # Replacing also takes the old quarter-hours out of their balances: they must be open too.
         check_bookable(source=existing.source, destination=existing.destination, start=existing.start, end=existing.end)
         old_window = (existing.start, existing.end)
@@ -214,7 +240,7 @@ def booking_finalize(*, booking: Booking, actor) -> Booking:
     if booking.status == BookingStatus.FINAL:
         return booking
     if booking.kind == BookingKind.SETTLEMENT:
-        raise Conflict("Settlement bookings become final by themselves once all their inputs are final.")
+        raise Conflict(_("Settlement bookings become final by themselves once all their inputs are final."))
     booking.status = BookingStatus.FINAL
     booking.finalized_at = timezone.now()
     booking.updated_by = actor_label(actor)
@@ -247,11 +273,13 @@ def booking_reverse(*, booking: Booking, actor) -> Booking:
     """Correct a final booking with a final reversal booking (same period and energy, opposite way)."""
     booking = Booking.objects.select_for_update().select_related("source", "destination").get(pk=booking.pk)
     if booking.kind != BookingKind.MANUAL:
-        raise Conflict(f"A {booking.kind} booking cannot be reversed.")
+        raise Conflict(
+            _("Only bookings entered by hand can be reversed; this one is of kind %(kind)s.") % {"kind": booking.kind}
+        )
     if booking.status != BookingStatus.FINAL:
-        raise Conflict("Only final bookings are reversed; a provisional booking is corrected by re-sending it.")
+        raise Conflict(_("Only final bookings are reversed; a provisional booking is corrected by re-sending it."))
     if Booking.objects.filter(reverses=booking).exists():
-        raise Conflict("This booking has been reversed already.")
+        raise Conflict(_("This booking has been reversed already."))
     check_bookable(source=booking.destination, destination=booking.source, start=booking.start, end=booking.end)
     now = timezone.now()
     reversal = Booking.objects.create(
@@ -295,36 +323,51 @@ def booking_reverse(*, booking: Booking, actor) -> Booking:
     return reversal
 
 
-def clarification_resolve(*, case: ClarificationCase, actor, action: str, note: str = "") -> ClarificationCase:
-    """Resolve a case by rebooking its payload (exactly one booking) or dismissing it with a note."""
+def clarification_resolve(
+    *, case: ClarificationCase, actor, action: str, note: str = "", corrected: dict | None = None
+) -> ClarificationCase:
+    """Resolve a case by rebooking its payload (exactly one booking) or dismissing it with a note.
+
+    ``corrected`` is the payload as an operator corrected it (``clarify.corrected_payload``): it is
+    rebooked instead, validated like any input, and kept next to the payload as received.
+    """
     if action not in ("rebook", "dismiss"):
-        raise InvalidInput.for_field("action", "action must be 'rebook' or 'dismiss'.")
+        raise InvalidInput.for_field("action", _("The action must be 'rebook' or 'dismiss'."))
     if not isinstance(note, str) or len(note) > 2000:
-        raise InvalidInput.for_field("note", "note must be text of at most 2000 characters.")
+        raise InvalidInput.for_field("note", _("The note must be text of at most 2000 characters."))
     require_clean_text(note, "note", free_text=True)
     if action == "dismiss" and not note.strip():
-        raise InvalidInput.for_field("note", "Say why the case is dismissed.")
+        raise InvalidInput.for_field("note", _("Say why the case is dismissed."))
     with transaction.atomic():
         case = ClarificationCase.objects.select_for_update().get(pk=case.pk)
         if case.status != ClarificationStatus.OPEN:
-            raise Conflict(f"This case is {case.status} already.")
+            raise Conflict(
+                _("This case has been dismissed already.")
+                if case.status == ClarificationStatus.DISMISSED
+                else _("This case has been rebooked already.")
+            )
+        if corrected is not None and (action != "rebook" or case.reason == ClarificationReason.UNKNOWN_METERING_POINT):
+            raise InvalidInput(_("Only a case that is rebooked from its own payload can be corrected."))
+        payload = case.payload if corrected is None else corrected
         booking, outcome = None, None
         if action == "rebook" and case.subject == ClarificationSubject.BOOKING:
-            result = booking_create(tenant=case.tenant, actor=actor, **booking_fields_from_payload(case.payload))
+            result = booking_create(tenant=case.tenant, actor=actor, **booking_fields_from_payload(payload))
             booking = result.booking
         elif action == "rebook":
-            outcome = rebook_for(case.subject)(case=case, actor=actor)  # a text: where it was booked
+            # a text: where it was booked
+            outcome = rebook_for(case.subject)(case=as_booked(case, payload), actor=actor)
         case.status = ClarificationStatus.REBOOKED if action == "rebook" else ClarificationStatus.DISMISSED
         case.booking = booking
         case.resolved_at = timezone.now()
         case.resolved_by = actor_label(actor)
         case.resolution_note = f"{outcome} {note}".strip() if isinstance(outcome, str) else note
+        case.corrected_payload = corrected
         case.save()
         audit_record(
             tenant=case.tenant,
             actor=actor,
             action=AuditAction(f"clarification.{action}"),
             obj=case,
-            data={"note": note},
+            data={"note": note} if corrected is None else {"note": note, "corrected": corrected},
         )
     return case

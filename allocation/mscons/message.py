@@ -21,6 +21,9 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
 from allocation.models import Quality
 from allocation.mscons.reader import InterchangeError, Segment, Syntax, read_segments
 from core.quarters import QUARTER_SECONDS
@@ -33,8 +36,8 @@ QUALIFIERS = {
     "Z18": Quality.ESTIMATED.value,
 }
 REFUSED_QUALIFIERS = {
-    "187": "QTY qualifier 187 is a forecast, not a metered value.",
-    "20": "QTY qualifier 20 marks the value unusable.",
+    "187": gettext_lazy("QTY qualifier 187 is a forecast, not a metered value."),
+    "20": gettext_lazy("QTY qualifier 20 marks the value unusable."),
 }
 ENERGY_UNITS = {"KWH": 1000, "WH": 1}  # Wh per unit
 POWER_UNITS = frozenset({"KWT", "WTT", "MAW", "KW", "W", "MW"})
@@ -86,12 +89,21 @@ def _epoch(dtm: Segment) -> int:
     """A ``DTM`` instant as UTC epoch seconds; raises ValueError with the reason."""
     text, form = dtm.value(1, 1), dtm.value(1, 2)
     if form == "203" or (form == "303" and len(text) == 12 and text.isdigit()):
-        raise ValueError(f"DTM+{dtm.value(1)} {text!r} has no UTC offset; a time without it is never guessed.")
+        raise ValueError(
+            _("DTM+%(qualifier)s %(text)s has no UTC offset; a time without it is never guessed.")
+            % {"qualifier": dtm.value(1), "text": repr(text)}
+        )
     if form != "303":
-        raise ValueError(f"DTM+{dtm.value(1)} uses format {form or '(none)'}; only 303 (with UTC offset) is read.")
+        raise ValueError(
+            _("DTM+%(qualifier)s uses format %(format)s; only 303 (with UTC offset) is read.")
+            % {"qualifier": dtm.value(1), "format": form or "(none)"}
+        )
     epoch = _instant(text)
     if epoch is None:
-        raise ValueError(f"DTM+{dtm.value(1)} {text!r} is not a date and time CCYYMMDDHHMM with a UTC offset (?+ZZ).")
+        raise ValueError(
+            _("DTM+%(qualifier)s %(text)s is not a date and time CCYYMMDDHHMM with a UTC offset (?+ZZ).")
+            % {"qualifier": dtm.value(1), "text": repr(text)}
+        )
     return epoch
 
 
@@ -112,24 +124,30 @@ def _energy(qty: Segment, decimal_mark: str) -> int:
     """The ``QTY`` quantity in whole Wh; raises ValueError with the reason."""
     text, unit = qty.value(1, 1), qty.value(1, 2).upper()
     if not unit:
-        raise ValueError("QTY has no unit (older releases omit it); the value is refused, not guessed.")
+        raise ValueError(_("QTY has no unit (older releases omit it); the value is refused, not guessed."))
     if unit in POWER_UNITS:
-        raise ValueError(f"QTY unit {unit} is power, not energy; send energy in KWH or WH.")
+        raise ValueError(_("QTY unit %(unit)s is power, not energy; send energy in KWH or WH.") % {"unit": unit})
     factor = ENERGY_UNITS.get(unit)
     if factor is None:
-        raise ValueError(f"QTY unit {unit!r} is not an energy unit; KWH and WH are read.")
+        raise ValueError(_("QTY unit %(unit)s is not an energy unit; KWH and WH are read.") % {"unit": repr(unit)})
     if text.startswith("-"):
-        raise ValueError(f"QTY {text!r} is negative; metered energy is 0 or more.")
+        raise ValueError(_("QTY %(text)s is negative; metered energy is 0 or more.") % {"text": repr(text)})
     whole, mark, fraction = text.partition(decimal_mark)
     if not whole.isdigit() or not whole.isascii() or (mark and not (fraction.isdigit() and fraction.isascii())):
         other = "." if decimal_mark == "," else ","
         if other in text:
-            raise ValueError(f"QTY {text!r} uses {other!r} as decimal mark; the interchange declares {decimal_mark!r}.")
-        raise ValueError(f"QTY {text!r} is not a number.")
+            raise ValueError(
+                _("QTY %(text)s uses %(other)s as decimal mark; the interchange declares %(declared)s.")
+                % {"text": repr(text), "other": repr(other), "declared": repr(decimal_mark)}
+            )
+        raise ValueError(_("QTY %(text)s is not a number.") % {"text": repr(text)})
     digits = len(str(factor)) - 1  # decimals that are still whole Wh
     kept, rest = fraction[:digits], fraction[digits:]
     if rest.strip("0"):
-        raise ValueError(f"QTY {text} {unit} is not a whole number of Wh; it is refused, never rounded.")
+        raise ValueError(
+            _("QTY %(text)s %(unit)s is not a whole number of Wh; it is refused, never rounded.")
+            % {"text": text, "unit": unit}
+        )
     return int(whole) * factor + (int(kept.ljust(digits, "0")) if digits else 0)
 
 
@@ -152,7 +170,7 @@ class MsconsReader:
         if first is not None and first.tag == "UNA":
             first = next(segments, None)
         if first is None or first.tag != "UNB":
-            raise InterchangeError("The interchange does not begin with a UNB segment.")
+            raise InterchangeError(_("The interchange does not begin with a UNB segment."))
         self._header(first)
         last = first
         for segment in segments:
@@ -164,34 +182,40 @@ class MsconsReader:
                 break
             elif segment.tag in {"UNG", "UNE"}:
                 raise InterchangeError(
-                    "Functional groups (UNG/UNE) are not read; send the messages without them.",
+                    _("Functional groups (UNG/UNE) are not read; send the messages without them."),
                     segment=segment.position,
                 )
             else:
-                raise InterchangeError(f"{segment.tag} stands outside a message (UNH … UNT).", segment=segment.position)
+                raise InterchangeError(
+                    _("%(tag)s stands outside a message (UNH … UNT).") % {"tag": segment.tag}, segment=segment.position
+                )
         else:
-            raise InterchangeError("The interchange ends without UNZ: the file is truncated.", segment=last.position)
+            raise InterchangeError(_("The interchange ends without UNZ: the file is truncated."), segment=last.position)
         extra = next(segments, None)
         if extra is not None:
-            raise InterchangeError(f"{extra.tag} follows UNZ; an interchange ends with UNZ.", segment=extra.position)
+            raise InterchangeError(
+                _("%(tag)s follows UNZ; an interchange ends with UNZ.") % {"tag": extra.tag}, segment=extra.position
+            )
 
     def _header(self, unb: Segment) -> None:
         envelope = self.envelope
         envelope.sender, envelope.recipient = unb.value(2), unb.value(3)
         envelope.reference = unb.value(5)
         if not envelope.reference:
-            raise InterchangeError("UNB has no interchange reference (0020).", segment=unb.position)
+            raise InterchangeError(_("UNB has no interchange reference (0020)."), segment=unb.position)
 
     def _trailer(self, unz: Segment) -> None:
         envelope = self.envelope
         if unz.value(2) != envelope.reference:
             raise InterchangeError(
-                f"UNZ reference {unz.value(2)!r} is not the UNB reference {envelope.reference!r}.",
+                _("UNZ reference %(reference)s is not the UNB reference %(expected)s.")
+                % {"reference": repr(unz.value(2)), "expected": repr(envelope.reference)},
                 segment=unz.position,
             )
         if unz.value(1) != str(envelope.messages):
             raise InterchangeError(
-                f"UNZ counts {unz.value(1)!r} messages; the interchange holds {envelope.messages}.",
+                _("UNZ counts %(counted)s messages; the interchange holds %(count)d.")
+                % {"counted": repr(unz.value(1)), "count": envelope.messages},
                 segment=unz.position,
             )
 
@@ -199,7 +223,13 @@ class MsconsReader:
         reference, kind = unh.value(1), unh.value(2)
         if kind != "MSCONS":
             raise InterchangeError(
-                f"Message {reference!r} is {kind or 'untyped'}, not MSCONS; only MSCONS interchanges are read here.",
+                (
+                    _("Message %(reference)s is %(kind)s, not MSCONS; only MSCONS interchanges are read here.")
+                    % {"reference": repr(reference), "kind": kind}
+                    if kind
+                    else _("Message %(reference)s has no type; only MSCONS interchanges are read here.")
+                    % {"reference": repr(reference)}
+                ),
                 segment=unh.position,
             )
         self.envelope.messages += 1
@@ -221,7 +251,7 @@ class MsconsReader:
             if pending is not None and tag in {"QTY", "LIN", "LOC", "UNT", "UNH", "UNZ"}:
                 yield Refusal(
                     pending.qty.position,
-                    "No interval (DTM+163 and DTM+164) follows this QTY.",
+                    _("No interval (DTM+163 and DTM+164) follows this QTY."),
                     tuple(pending.segments),
                     metering_point,
                 )
@@ -230,7 +260,7 @@ class MsconsReader:
                 self.values_read += 1
                 if not metering_point:
                     yield Refusal(
-                        segment.position, "This QTY stands before any metering location (LOC+172).", (segment,)
+                        segment.position, _("This QTY stands before any metering location (LOC+172)."), (segment,)
                     )
                     continue
                 pending = _PendingValue(segment)
@@ -241,18 +271,24 @@ class MsconsReader:
             elif tag == "UNT":
                 if segment.value(2) != reference:
                     raise InterchangeError(
-                        f"UNT reference {segment.value(2)!r} is not the UNH reference {reference!r}.",
+                        _("UNT reference %(reference)s is not the UNH reference %(expected)s.")
+                        % {"reference": repr(segment.value(2)), "expected": repr(reference)},
                         segment=segment.position,
                     )
                 if segment.value(1) != str(count):
                     raise InterchangeError(
-                        f"UNT counts {segment.value(1)!r} segments; message {reference!r} has {count} (UNH to UNT).",
+                        _("UNT counts %(counted)s segments; message %(reference)s has %(count)d (UNH to UNT).")
+                        % {"counted": repr(segment.value(1)), "reference": repr(reference), "count": count},
                         segment=segment.position,
                     )
                 return
             elif tag in {"UNH", "UNZ"}:
-                raise InterchangeError(f"Message {reference!r} has no UNT before {tag}.", segment=segment.position)
-        raise InterchangeError(f"The interchange ends inside message {reference!r}: the file is truncated.")
+                raise InterchangeError(
+                    _("Message %(reference)s has no UNT before %(tag)s.") % {"reference": repr(reference), "tag": tag},
+                    segment=segment.position,
+                )
+        message = _("The interchange ends inside message %(reference)s: the file is truncated.")
+        raise InterchangeError(message % {"reference": repr(reference)})
 
     def _value(self, pending: _PendingValue, metering_point: str) -> Value | Refusal:
         qty = pending.qty
@@ -261,17 +297,22 @@ class MsconsReader:
         quality = QUALIFIERS.get(qualifier)
         try:
             if quality is None:
+                refused = REFUSED_QUALIFIERS.get(qualifier)
                 raise ValueError(
-                    REFUSED_QUALIFIERS.get(
-                        qualifier, f"QTY qualifier {qualifier!r} is not a metered value (220, 67, 201, Z18)."
-                    )
+                    str(refused)
+                    if refused is not None
+                    else _("QTY qualifier %(qualifier)s is not a metered value (220, 67, 201, Z18).")
+                    % {"qualifier": repr(qualifier)}
                 )
             energy = _energy(qty, self.syntax.characters.decimal_point)
             start, end = _epoch(pending.start), _epoch(pending.end)
             if end - start != QUARTER_SECONDS:
                 raise ValueError(
-                    f"The interval is {(end - start) / 60:g} minutes; values are read per quarter-hour only "
-                    "(DTM+164 = DTM+163 + 15 minutes)."
+                    _(
+                        "The interval is %(minutes)s minutes; values are read per quarter-hour only "
+                        "(DTM+164 = DTM+163 + 15 minutes)."
+                    )
+                    % {"minutes": f"{(end - start) / 60:g}"}
                 )
         except (ValueError, OverflowError) as error:
             return Refusal(qty.position, str(error), segments, metering_point)

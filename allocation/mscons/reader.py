@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from pydifact.control import Characters
 from pydifact.exceptions import EDISyntaxError
 from pydifact.parser import Parser, TokenIterator
@@ -39,12 +41,24 @@ CHARSETS = {
 }
 
 
+# The syntax errors this module raises itself, as people read them (the parser's own stay as they are).
+SYNTAX_REASONS = {
+    "Newlines after escape characters are not allowed.": gettext_lazy(
+        "Newlines after escape characters are not allowed."
+    ),
+    "An empty segment (a terminator right after another).": gettext_lazy(
+        "An empty segment (a terminator right after another)."
+    ),
+}
+
+
 class InterchangeError(InvalidInput):
     """The interchange as a whole cannot be read: nothing of it is imported."""
 
     def __init__(self, detail: str, *, segment: int | None = None):
-        where = f"Segment {segment}: " if segment else ""
-        super().__init__(where + detail, errors={"body": [where + detail]})
+        if segment:
+            detail = _("Segment %(segment)d: %(detail)s") % {"segment": segment, "detail": detail}
+        super().__init__(detail, errors={"body": [detail]})
         self.segment = segment
 
 
@@ -192,7 +206,7 @@ def _head(chunks: Iterator[bytes]) -> bytes:
 def read_syntax(head: bytes) -> tuple[Syntax, int]:
     """The interchange's syntax from its first bytes, and where the ``UNB`` starts."""
     if head.startswith(b"\xef\xbb\xbf"):
-        raise InterchangeError("The file starts with a byte order mark; an interchange starts with UNA or UNB.")
+        raise InterchangeError(_("The file starts with a byte order mark; an interchange starts with UNA or UNB."))
     has_una = head.startswith(b"UNA")
     if has_una:
         try:
@@ -200,7 +214,7 @@ def read_syntax(head: bytes) -> tuple[Syntax, int]:
         except UnicodeDecodeError:
             advice = ""
         if len(advice) != 6 or len(set(advice[:4] + advice[5])) != 5:
-            raise InterchangeError("UNA must give six distinct ASCII service characters.", segment=1)
+            raise InterchangeError(_("UNA must give six distinct ASCII service characters."), segment=1)
         characters = Characters.from_str("UNA" + advice)
         start = 9
     else:
@@ -210,12 +224,13 @@ def read_syntax(head: bytes) -> tuple[Syntax, int]:
         start += 1
     data_separator = characters.data_separator.encode("ascii")
     if head[start : start + 4] != b"UNB" + data_separator:
-        raise InterchangeError("This is not an EDIFACT interchange: it does not start with UNA or UNB.")
+        raise InterchangeError(_("This is not an EDIFACT interchange: it does not start with UNA or UNB."))
     identifier = head[start + 4 : start + 8].decode("ascii", errors="replace")
     encoding = CHARSETS.get(identifier)
     if encoding is None:
         raise InterchangeError(
-            f"UNB declares the syntax identifier {identifier!r}; known are {', '.join(CHARSETS)}.",
+            _("UNB declares the syntax identifier %(identifier)s; known are %(known)s.")
+            % {"identifier": repr(identifier), "known": ", ".join(CHARSETS)},
             segment=2 if has_una else 1,
         )
     return Syntax(characters, identifier, encoding, has_una), start
@@ -231,8 +246,8 @@ def _text(chunks: Iterable[bytes], encoding: str, identifier: str) -> Iterator[s
         yield decoder.decode(b"", final=True)
     except UnicodeDecodeError as error:
         raise InterchangeError(
-            f"Byte {offset + error.start + 1} is not {encoding.upper()}, the character set {identifier} "
-            "declared in UNB."
+            _("Byte %(byte)d is not %(encoding)s, the character set %(identifier)s declared in UNB.")
+            % {"byte": offset + error.start + 1, "encoding": encoding.upper(), "identifier": identifier}
         ) from None
 
 
@@ -260,12 +275,16 @@ def read_segments(chunks: Iterable[bytes]) -> tuple[Syntax, Iterator[Segment]]:
                 position += 1
                 tag = raw[0]
                 if not isinstance(tag, str) or not tag.isalnum() or len(tag) != 3:
-                    raise InterchangeError(f"{str(tag)[:20]!r} is not a segment tag.", segment=position)
+                    raise InterchangeError(
+                        _("%(tag)s is not a segment tag.") % {"tag": repr(str(tag)[:20])}, segment=position
+                    )
                 yield Segment(position, tag.upper(), raw[1:])
         except EDISyntaxError as error:
             reason = str(error.args[0]) if error.args else "syntax error"
             if "Unexpected end" in reason:
-                reason = "The interchange ends inside a segment: the file is truncated."
+                reason = _("The interchange ends inside a segment: the file is truncated.")
+            else:
+                reason = str(SYNTAX_REASONS.get(reason, reason))
             raise InterchangeError(reason, segment=position + 1) from None
 
     return syntax, segments()

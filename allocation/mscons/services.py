@@ -16,6 +16,8 @@ from pathlib import Path
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from allocation.measurements import LOCK_NAMESPACE, measurements_ingest
 from allocation.models import Interchange, InterchangeStatus
@@ -178,7 +180,8 @@ class _Import:
         self._refuse(
             value.position,
             UnknownMeteringPoint.code,
-            f"No group carries the metering point {value.metering_point}; its values are kept as a clarification case.",
+            _("No group carries the metering point %(metering_point)s; its values are kept as a clarification case.")
+            % {"metering_point": value.metering_point},
             value.segments,
         )
         span = self.unknown.get(value.metering_point)
@@ -198,10 +201,14 @@ class _Import:
             ClarificationCase(
                 tenant=self.tenant,
                 reason=ClarificationReason.UNKNOWN_METERING_POINT,
-                detail=(
-                    f"{span['values']} value(s) for metering point {point}, which no group carries. Set it on a "
-                    "group, then rebook: the values are imported from the kept interchange."
-                ),
+                detail=ngettext(
+                    "%(count)d value for metering point %(metering_point)s, which no group carries. Set it on a "
+                    "group, then rebook: the value is imported from the kept interchange.",
+                    "%(count)d values for metering point %(metering_point)s, which no group carries. Set it on a "
+                    "group, then rebook: the values are imported from the kept interchange.",
+                    span["values"],
+                )
+                % {"count": span["values"], "metering_point": point},
                 payload={
                     "metering_point": point,
                     "values": span["values"],
@@ -364,8 +371,10 @@ def mscons_import_previewed(*, interchange: Interchange, actor) -> MsconsReport:
     with transaction.atomic():
         row = Interchange.objects.select_for_update().get(pk=interchange.pk)  # one import of a preview at a time
         if row.status != InterchangeStatus.PREVIEWED:
-            status = row.get_status_display().lower()
-            raise InvalidInput(f"Interchange {row.pk} is {status}; only a preview is imported.")
+            raise InvalidInput(
+                _("Interchange %(id)s has the status %(status)s; only a preview is imported.")
+                % {"id": row.pk, "status": row.status}
+            )
         duplicate_of = _imported_before(row.tenant, row.sha256)
         row.status, row.duplicate_of = InterchangeStatus.IMPORTED, duplicate_of
         report = MsconsReport(dry_run=False, duplicate_of=duplicate_of)
@@ -382,10 +391,13 @@ def mscons_rebook(*, case, actor) -> None:
     point = case.payload.get("metering_point", "")
     tenant = case.tenant
     if group_index(tenant=tenant).by_metering_point.get(point) is None:
-        raise UnknownMeteringPoint(f"Still no group carries the metering point {point}; set it on a group first.")
+        raise UnknownMeteringPoint(
+            _("Still no group carries the metering point %(metering_point)s; set it on a group first.")
+            % {"metering_point": point}
+        )
     interchange = Interchange.objects.filter(tenant=tenant, pk=(case.origin or {}).get("interchange")).first()
     if interchange is None:
-        raise InvalidInput("The interchange of this case is no longer kept.")
+        raise InvalidInput(_("The interchange of this case is no longer kept."))
     with transaction.atomic():
         advisory_xact_lock(LOCK_NAMESPACE, tenant.pk)
         reader = MsconsReader(bytes_source(interchange.original_bytes())())

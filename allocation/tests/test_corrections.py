@@ -103,8 +103,8 @@ def test_a_late_value_is_booked_as_reversal_and_new_allocation_in_the_next_month
     assert january() == before  # nothing of January changed
     assert resolved.status == ClarificationStatus.REBOOKED
     assert resolved.resolution_note == (
-        "Booked as a correction of 2026-01 (2026-01-15 10:00 UTC) in the period from 2026-02-01 00:00 "
-        "(Europe/Berlin): 4 flow(s) changed. meter read again"
+        "The value of 2026-01-15 11:00 (Europe/Berlin) is booked as a correction of 2026-01 in the period from "
+        "2026-02-01 00:00 (Europe/Berlin): 4 flows changed. meter read again"
     )
     correction = Correction.objects.get(case=case)
     assert (correction.quarter_start, correction.booked_start, correction.energy_wh) == (Q, FEB, 90)
@@ -198,7 +198,7 @@ def test_late_values_that_wait_for_each_other_are_booked_with_the_last(site, mak
     first, second = late(measure, site.apt1, 90), late(measure, site.apt2, 10)
     resolved = rebook(first, operator)
     assert resolved.resolution_note == (
-        "Kept as the late value for 2026-01-15 10:00 UTC; the quarter-hour is booked as a correction "
+        "Kept as the late value for 2026-01-15 11:00 (Europe/Berlin); the quarter-hour is booked as a correction "
         "once the open cases with the value of APT-2 are resolved."
     )
     assert booked() == []
@@ -258,8 +258,8 @@ def test_the_clarification_page_says_where_the_value_was_booked(closed_january, 
         reverse("dashboard:clarification-resolve", args=[case.pk]), {f"{prefix}-action": "rebook"}, follow=True
     )
     assert [str(m) for m in get_messages(response.wsgi_request)] == [
-        "Case rebooked. Booked as a correction of 2026-01 (2026-01-15 10:00 UTC) in the period from "
-        "2026-02-01 00:00 (Europe/Berlin): 4 flow(s) changed."
+        "Case rebooked. The value of 2026-01-15 11:00 (Europe/Berlin) is booked as a correction of 2026-01 in the "
+        "period from 2026-02-01 00:00 (Europe/Berlin): 4 flows changed."
     ]
     page = client.get(reverse("dashboard:clarifications") + "?status=rebooked")
     assert "in the period from 2026-02-01 00:00 (Europe/Berlin)" in page.text
@@ -347,3 +347,15 @@ def test_the_statement_page_shows_the_correction_lines(site, make_scheme, measur
     assert page.status_code == 200
     assert "Korrektur 2026-01: lokaler Strom" in page.text
     assert "Reststrom (Netzbezug)" not in page.text.split("Korrektur 2026-01")[-1]  # no residual price, no line
+
+
+def test_a_corrected_late_value_is_booked_with_the_corrected_energy(closed_january, measure, operator):
+    from transactions.clarify import corrected_payload
+
+    case = late(measure, closed_january.apt1, 90)
+    corrected = corrected_payload(case.payload, {"energy_wh": 80}, case.subject)
+    clarification_resolve(case=case, actor=operator, action="rebook", corrected=corrected)
+    assert Correction.objects.get(case=case).energy_wh == 80
+    case.refresh_from_db()
+    assert (case.payload["energy_wh"], case.corrected_payload["energy_wh"]) == (90, 80)
+    assert not list(ledger_violations())

@@ -50,7 +50,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    "core.locale.DashboardLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -203,13 +203,18 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "BKM API",
-    "DESCRIPTION": "Balance group management behind the meter: groups, settlement rules, bookings, imbalances.",
+    "DESCRIPTION": "Balance group management behind the meter: groups, settlement rules, bookings, imbalances, "
+    "measurements, allocation schemes and statements.\n\n"
+    "Authenticate with an API client's token: `Authorization: Token <key>` (in *Authorize*, enter "
+    "`Token <key>`). Instants are ISO 8601 with an offset (`Z` or `+01:00`); where they bound quarter-hours "
+    "they fall on a quarter-hour boundary. Energy is whole watt-hours (`*_wh`).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.rest.schema.token_first"],
     "ENUM_NAME_OVERRIDES": {
         "GroupKindEnum": "balance_groups.models.GroupKind.choices",
         "BookingKindEnum": "transactions.models.BookingKind.choices",

@@ -77,7 +77,7 @@ def test_group_edit(client_in, site):
     response = client_in.post(url, data, follow=True)
     site["APT"].refresh_from_db()
     assert (site["APT"].code, site["APT"].name) == ("APT-1", "Wohnung 1")
-    assert "Group APT-1 saved (code, name)." in flash(response)
+    assert "Group APT-1 saved (Code, Name)." in flash(response)
 
 
 def test_group_edit_refused_when_bookings_fall_outside(client_in, site, flows):
@@ -116,8 +116,8 @@ def test_rule_page_explains_when_a_change_takes_effect(client_in, site):
 
 def test_rule_change_takes_effect_at_the_next_quarter_hour(client_in, site):
     before = next_quarter_after(timezone.now())
-    data = {"parent_1": str(site["HOUSE"].pk), "share_1": "6000", "parent_2": str(site["GRID-CONNECTION"].pk)}
-    data.update({"share_2": "4000", "interval": "1h", "effective_from": ""})
+    data = {"parent_1": str(site["HOUSE"].pk), "share_1": "60", "parent_2": str(site["GRID-CONNECTION"].pk)}
+    data.update({"share_2": "40", "interval": "1h", "effective_from": ""})
     response = client_in.post(reverse("dashboard:rule-edit", args=[site["APT"].pk]), data, follow=True)
     versions = list(SettlementRule.objects.filter(group=site["APT"]).order_by("effective_from"))
     assert len(versions) == 2
@@ -131,13 +131,13 @@ def test_rule_change_takes_effect_at_the_next_quarter_hour(client_in, site):
 @pytest.mark.parametrize(
     ("data", "field", "message"),
     [
-        ({"share_1": "9000"}, "parent_1", "Shares must sum to 10000"),
+        ({"share_1": "90"}, "share_1", "must add up to exactly 100 %"),
         ({"effective_from": "2026-01-05T00:00"}, "effective_from", "never change retroactively"),
         ({"share_1": ""}, "share_1", "Give the share"),
     ],
 )
 def test_rule_change_refused(client_in, site, data, field, message):
-    form = {"parent_1": str(site["GRID-CONNECTION"].pk), "share_1": "10000", "interval": "15min", **data}
+    form = {"parent_1": str(site["GRID-CONNECTION"].pk), "share_1": "100", "interval": "15min", **data}
     response = client_in.post(reverse("dashboard:rule-edit", args=[site["APT"].pk]), form)
     assert response.status_code == 400
     errors = response.context["form"].errors
@@ -147,7 +147,7 @@ def test_rule_change_refused(client_in, site, data, field, message):
 
 def test_rule_change_refuses_a_cycle(client_in, site):
     # HOUSE is settled onto GRID-CONNECTION; settling GRID-CONNECTION onto HOUSE would close a loop.
-    form = {"parent_1": str(site["HOUSE"].pk), "share_1": "10000", "interval": "15min"}
+    form = {"parent_1": str(site["HOUSE"].pk), "share_1": "100", "interval": "15min"}
     response = client_in.post(reverse("dashboard:rule-edit", args=[site["GRID-CONNECTION"].pk]), form)
     assert response.status_code == 400
     assert "cycle" in response.context["form"].errors["parent_1"][0]
@@ -178,7 +178,7 @@ def test_finalize_until_for_a_group(client_in, site, flows, book):
     flows["supplier_apt"].refresh_from_db()
     later.refresh_from_db()
     assert (flows["supplier_apt"].status, later.status) == ("final", "provisional")
-    assert any(text.startswith("1 booking(s) of APT ending by 2026-03-10 12:00") for text in flash(response))
+    assert "1 booking of APT ending by 2026-03-10 12:00 (Europe/Berlin) is now final." in flash(response)
 
 
 def test_finalize_until_refuses_a_misaligned_instant(client_in, site, flows):
@@ -319,7 +319,7 @@ def test_trigger_a_settlement_run(client_in, flows, tenant):
 def test_settlement_run_refused_for_a_bad_window(client_in, tenant):
     response = client_in.post(reverse("dashboard:runs"), {"start": "2026-03-11T00:00", "end": "2026-03-10T00:00"})
     assert response.status_code == 400
-    assert response.context["form"].errors["end"] == ["end must be after start."]
+    assert response.context["form"].errors["end"] == ["The end must be after the start."]
     assert b'value="2026-03-11T00:00"' in response.content
     assert not SettlementRun.objects.filter(tenant=tenant, trigger="manual").exists()
 

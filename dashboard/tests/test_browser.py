@@ -142,15 +142,15 @@ def test_change_a_rule_refusal_then_success(page, site):
     page.goto(f"/groups/{site['APT'].pk}/rule/")
     assert "takes effect at" in page.get_by_test_id("rule-timing").inner_text()
     page.get_by_label("Parent balance 1").select_option(label="HOUSE: Haus")
-    page.get_by_label("Share 1 (basis points)").fill("6000")
+    page.get_by_label("Share 1 (%)").fill("60")
     page.get_by_role("button", name="Change rule").click()
     error = page.locator(".has-error .error").first
-    assert "Shares must sum to 10000" in error.inner_text()
-    assert page.get_by_label("Share 1 (basis points)").input_value() == "6000"  # kept
+    assert "they must add up to exactly 100 %" in error.inner_text()
+    assert page.get_by_label("Share 1 (%)").input_value() == "60"  # kept
     shot(page, "04-rule-refused")
 
     page.get_by_label("Parent balance 2").select_option(label="GRID-CONNECTION: Netzanschluss")
-    page.get_by_label("Share 2 (basis points)").fill("4000")
+    page.get_by_label("Share 2 (%)").fill("40")
     page.get_by_label("Interval").select_option("1h")
     page.get_by_role("button", name="Change rule").click()
     page.wait_for_url(f"**/groups/{site['APT'].pk}/")

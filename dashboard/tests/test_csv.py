@@ -147,3 +147,16 @@ def test_balance_export_non_ascii_file_name_uses_rfc_6266(client_in, make_group)
     assert response["Content-Disposition"] == (
         "attachment; filename*=utf-8''W%C3%84RMEPUMPE_2026-03-10_2026-03-10_15min.csv"
     )
+
+
+def test_the_booking_import_in_german(client_in, flows):
+    page = client_in.get(reverse("dashboard:csv-upload"), HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "CSV-Import von Viertelstundenwerten" in page and "Vorschau (Probelauf)" in page
+    file = SimpleUploadedFile("values.csv", (GOOD + BAD_ROWS).encode(), content_type="text/csv")
+    response = client_in.post(
+        reverse("dashboard:csv-upload"), {"file": file, "action": "preview"}, HTTP_ACCEPT_LANGUAGE="de"
+    )
+    page = response.content.decode()
+    assert "<strong>5</strong> Zeilen gelesen:" in page
+    assert "würden eine vorläufige Buchung ersetzen" in page
+    assert "2 gültige Zeilen importieren (abgelehnte Zeilen werden übersprungen)" in page

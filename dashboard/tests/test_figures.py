@@ -63,3 +63,20 @@ def test_group_window_nets_sum_to_zero(tenant, flows):
     nets = group_window_nets(tenant=tenant, start=local(0), end=local(24))
     assert sum(entry["net_wh"] for entry in nets.values()) == 0
     assert nets[flows["supplier_apt"].source_id]["status"] == "provisional"
+
+
+def test_chart_axes_are_in_kwh_and_labelled_in_the_active_language(site, flows):
+    from django.utils import translation
+
+    from dashboard.charts import balance_chart_data
+    from settlement.selectors import group_balance
+
+    two_days = group_balance(group=site["APT"], start=local(0), end=local(48))
+    chart = balance_chart_data(two_days)
+    assert (chart["unit"], chart["divisor"]) == ("kWh per quarter-hour", 1000)
+    assert chart["labels"][0] == "Tue 10.03. 00:00" and chart["text"]["provisional"] == "provisional"
+    assert chart["series"]["inflow"][40] == 150  # the data stay exact Wh; only the axis shows kWh
+    with translation.override("de"):
+        german = balance_chart_data(two_days)
+    assert german["labels"][0] == "Di 10.03. 00:00"
+    assert german["series"] == chart["series"]

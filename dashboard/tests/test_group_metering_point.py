@@ -22,11 +22,11 @@ def test_create_and_edit_a_group_with_a_metering_point(client_in, tenant):
     response = client_in.post(url, {**edit, "metering_point": ""}, follow=True)
     group.refresh_from_db()
     assert group.metering_point is None
-    assert "saved (metering_point)" in response.content.decode()
+    assert "saved (Metering point)" in response.content.decode()
     response = client_in.post(url, {**edit, "metering_point": "51238696781"}, follow=True)
     group.refresh_from_db()
     assert group.metering_point == "51238696781"
-    assert "saved (metering_point)" in response.content.decode()
+    assert "saved (Metering point)" in response.content.decode()
 
 
 @pytest.mark.parametrize(

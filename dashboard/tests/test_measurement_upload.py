@@ -152,3 +152,13 @@ def test_login_and_a_tenant_are_required(client, no_tenant_user):
     assert response.status_code == 302 and reverse("login") in response["Location"]
     client.force_login(no_tenant_user)
     assert client.get(URL).status_code == 403
+
+
+def test_the_measurement_import_in_german(client_in, site):
+    page = client_in.get(URL, HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "CSV-Import von Messwerten" in page and "Ersatzwert" in page
+    file = SimpleUploadedFile("messwerte.csv", (GOOD + BAD_ROWS).encode(), content_type="text/csv")
+    page = client_in.post(URL, {"file": file, "action": "import"}, HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "Importiert" in page and "<strong>8</strong> Zeilen gelesen:" in page
+    assert "2 angelegt, 0 ersetzt, 0 unverändert," in page
+    assert "<strong>6</strong> abgelehnt." in page

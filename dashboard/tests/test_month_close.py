@@ -142,3 +142,17 @@ def test_a_bad_month_is_400(client_in, site, month):
 def test_anonymous_is_sent_to_login(client, site):
     response = client.get(url("GRID-CONNECTION"))
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+def test_the_page_speaks_german(client_in, tenant, site, flows):
+    response = client_in.get(url("GRID-CONNECTION"), HTTP_ACCEPT_LANGUAGE="de")
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "03/2026 für den Standort GRID-CONNECTION abschließen" in content
+    assert "Checkliste" in content and "Gruppen des Standorts" in content
+    assert "<td>Bilanzkreis</td>" in content and "<td>Quelle</td>" in content and "<td>Verbraucher</td>" in content
+    assert "Diese 4 Gruppen bis 01.04.2026 00:00 (Europe/Berlin) abschließen" in content
+    refused = client_in.post(url("GRID-CONNECTION"), {"groups": SITE_CODES}, HTTP_ACCEPT_LANGUAGE="de")
+    assert refused.status_code == 400
+    assert "Bestätigen Sie" in refused.content.decode()
+    assert APRIL not in closed_until(tenant)  # the refusal closed nothing

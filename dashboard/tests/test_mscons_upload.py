@@ -63,7 +63,7 @@ def test_preview_writes_no_value_and_keeps_a_previewed_interchange(client_in, me
     assert "Preview: nothing was written" in page and "REF-DASH" in page
     assert "<strong>6</strong> would be created" in page
     assert "4.936" in page and "1.000" in page  # 4 x 1.234 kWh for the PV, 2 x 0.5 kWh for the apartment
-    assert MP_PV in page and "measured 4" in page and "substitute 2" in page
+    assert MP_PV in page and "Measured 4" in page and "Substitute value 2" in page
     assert f'name="interchange" value="{previewed.pk}"' in page
 
 
@@ -218,3 +218,22 @@ def test_the_navigation_links_the_import_and_login_is_required(client, client_in
     assert response.status_code == 302 and reverse("login") in response["Location"]
     client.force_login(no_tenant_user)
     assert client.get(URL).status_code == 403
+
+
+def test_the_mscons_pages_in_german(client_in, meters):
+    page = client_in.post(
+        URL,
+        {"file": SimpleUploadedFile("messwerte.edi", GOOD, content_type="application/edifact"), "action": "preview"},
+        HTTP_ACCEPT_LANGUAGE="de",
+    ).content.decode()
+    assert "Vorschau: nichts wurde geschrieben" in page
+    assert "<strong>6</strong> würden angelegt" in page
+    assert "4,936" in page and "01.01.2026" in page  # kWh with a decimal comma, the local day
+    assert "Gemessen 4" in page and "Ersatzwert 2" in page
+    interchange = Interchange.objects.get()
+    Interchange.objects.filter(pk=interchange.pk).update(received_at=dt.datetime(2026, 3, 10, 13, tzinfo=dt.UTC))
+    listing = client_in.get(LIST_URL, HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "Empfangene MSCONS-Übertragungsdateien" in listing and "10.03.2026 14:00" in listing
+    assert "Vorschau, nicht importiert" in listing
+    detail = client_in.get(detail_url(interchange), HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "Diese Übertragungsdatei importieren" in detail and "10.03.2026 14:00 von " in detail

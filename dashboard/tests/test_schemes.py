@@ -1,6 +1,7 @@
 """Allocation scheme pages and forms, and the local supply chart on a consumer's group page."""
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from django.contrib.messages import get_messages
@@ -11,7 +12,7 @@ from allocation.models import AllocationScheme
 from allocation.selectors import scheme_allocation
 from allocation.services import scheme_change
 from balance_groups.factories import GroupFactory
-from core.quarters import QUARTER
+from core.quarters import QUARTER, site_zone
 from core.testing import iso
 from dashboard.charts import TOP_CONSUMERS
 from dashboard.scheme_forms import percent_text
@@ -340,17 +341,21 @@ def test_the_create_form_explains_the_methods_and_the_timing(client_in, site):
         ({"consumers": "APT -5"}, "consumers", "Line 1: a share cannot be negative."),
         ({"consumers": "APT 101"}, "consumers", "Line 1: 101 % is more than 100 %."),
         ({"consumers": "APT 99.5"}, "consumers", "The shares add up to 99.5 %; they must add up to exactly 100 %."),
-        ({"consumers": "PV 100"}, "consumers", "PV is a source; consumers must be of kind consumer."),
-        ({"sources": "APT"}, "sources", "APT is a consumer; sources must be of kind source."),
+        ({"consumers": "PV 100"}, "consumers", "PV is not a consumer; only groups of kind consumer can be consumers."),
+        ({"sources": "APT"}, "sources", "APT is not a source; only groups of kind source can be sources."),
         ({"sources": "PV\nPV"}, "sources", "Line 2: PV is listed already (line 1)."),
         ({"sources": ""}, "sources", "This field is required."),
         ({"method": ""}, "method", "This field is required."),
         ({"surplus_to": "SUPPLIER"}, "surplus_to", "Select a valid choice."),
-        ({"effective_from": "2026-01-01T01:07"}, "effective_from", "is not on a quarter-hour boundary"),
+        (
+            {"effective_from": "2026-01-01T01:07"},
+            "effective_from",
+            "2026-01-01 01:07 (Europe/Berlin) is not on a quarter-hour boundary",
+        ),
         ({"effective_from": "2025-12-01T00:00"}, "effective_from", "The first version may start when all"),
         ({"effective_from": "2026-03-29T02:30"}, "effective_from", "does not exist in Europe/Berlin"),
         ({"effective_from": "0001-01-01T00:00"}, "effective_from", "0001-01-01T00:00 is outside the supported range"),
-        ({"effective_from": "9999-12-31T23:45"}, "effective_from", "effective_from must lie from 2000-01-01"),
+        ({"effective_from": "9999-12-31T23:45"}, "effective_from", "must lie between 2000-01-01 and 2100-01-01 (UTC)"),
         ({"price_local_ct_per_kwh": "1.23456"}, "price_local_ct_per_kwh", "no more than 4 decimal places"),
         ({"base_fee_eur_per_month": "-1"}, "base_fee_eur_per_month", "greater than or equal to 0"),
         ({"code": "new"}, "code", "'new' is the address of the form for a new scheme"),
@@ -384,7 +389,7 @@ def test_a_service_refusal_of_a_participant_lands_at_its_field(client_in, site, 
     data = scheme_data(site, consumers=f"{loner.code} 100", sources="PV", surplus_to=str(site["PV"].pk))
     response = client_in.post(reverse("dashboard:scheme-create"), data)
     assert response.context["form"].errors["surplus_to"] == [
-        "PV takes part in the scheme; surplus_to must be another group."
+        "PV takes part in the scheme; the surplus must go to another group."
     ]
 
 
@@ -443,3 +448,95 @@ def test_a_new_version_in_the_past_is_refused_at_its_field(client_in, scheme_sit
 )
 def test_percent_text_round_trips(share, text):
     assert percent_text(share) == text
+
+
+# German
+
+
+def test_the_scheme_list_and_page_speak_german(client_in, scheme_site):
+    listing = client_in.get(reverse("dashboard:schemes"), HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "Aufteilungsschlüssel" in listing and "Dynamisch (im Verhältnis zum Verbrauch)" in listing
+    assert "Quellen (Reihenfolge der Priorität)" in listing
+    since = scheme_site["scheme"].effective_from.astimezone(site_zone())
+    assert f"seit {since:%d.%m.%Y %H:%M}" in listing
+    page = client_in.get(
+        reverse("dashboard:scheme", args=["HAUS"]), {"day": DAY.isoformat()}, HTTP_ACCEPT_LANGUAGE="de"
+    ).content.decode()
+    assert "Aufteilung Di, 10.03.2026" in page
+    assert "1 Viertelstunde mit fehlendem Messwert" in page
+    assert "5 von 96 Viertelstunden vorläufig" in page
+    assert "Je Verbraucher" in page and "Verbrauch (kWh)" in page
+    assert "60\u202f%" in page and "Vorheriger Tag" in page
+    rows = {row["code"]: row for row in scheme_page(client_in).context["consumer_rows"]}
+    consumption = Decimal(rows["APT"]["consumption_wh"]) / 1000
+    assert f"{consumption:.3f}".replace(".", ",") in page  # kWh with the German decimal comma
+    assert "erzeugt " in page and "\u00a0kWh</span>" in page
+
+
+def test_german_shares_and_prices_are_read_exactly_and_shown_in_german(client_in, site, make_group):
+    make_group("APT-2", "consumer")
+    data = scheme_data(
+        site,
+        consumers="APT 33,33\nAPT-2 66,67 %",
+        price_local_ct_per_kwh="27,5",
+        base_fee_eur_per_month="48,90",
+    )
+    response = client_in.post(reverse("dashboard:scheme-create"), data, HTTP_ACCEPT_LANGUAGE="de")
+    assert response.status_code == 302, response.context["form"].errors
+    scheme = AllocationScheme.objects.get(code="NEU")
+    assert [c.share for c in scheme.consumers.order_by("position")] == [3333, 6667]
+    assert scheme.price_local_ct_per_kwh == Decimal("27.5") and scheme.base_fee_eur_per_month == Decimal("48.90")
+    assert flash(response) == [
+        "Aufteilungsschlüssel NEU: Die Version gilt ab 01.01.2026 01:00 (Europe/Berlin), 00:00 UTC."
+    ]
+    page = client_in.get(reverse("dashboard:scheme", args=["NEU"]), HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "Lokalstrom 27,5 ct/kWh, Grundgebühr 48,90 EUR pro Monat" in page
+    assert "33,33\u202f%" in page
+    form = client_in.get(reverse("dashboard:scheme-new-version", args=["NEU"]), HTTP_ACCEPT_LANGUAGE="de")
+    text = form.content.decode()
+    assert "APT    33,33\nAPT-2  66,67" in text
+    assert 'value="27,5"' in text and 'value="48,90"' in text
+    assert "Neue Version von NEU" in text and "Statisch (feste Anteile)" in text
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"consumers": "APT 12,345"}, "consumers", "Zeile 1: 12,345 % hat mehr als zwei Nachkommastellen"),
+        (
+            {"consumers": "APT 99,5"},
+            "consumers",
+            "Die Anteile ergeben zusammen 99,5 %; sie müssen genau 100 % ergeben.",
+        ),
+        ({"price_local_ct_per_kwh": "1,23456"}, "price_local_ct_per_kwh", "höchstens 4 Dezimalstellen"),
+        (
+            {"effective_from": "2026-01-01T01:07"},
+            "effective_from",
+            "01.01.2026 01:07 (Europe/Berlin)",
+        ),
+        ({"effective_from": "2025-12-01T00:00"}, "effective_from", "01.01.2026 01:00 (Europe/Berlin)"),
+    ],
+)
+def test_a_german_refusal_is_german_at_its_field_with_its_label(client_in, site, changes, field, message):
+    response = client_in.post(
+        reverse("dashboard:scheme-create"), scheme_data(site, **changes), HTTP_ACCEPT_LANGUAGE="de"
+    )
+    assert response.status_code == 400
+    form = response.context["form"]
+    assert any(message in error for error in form.errors[field]), form.errors
+    text = response.content.decode()
+    assert "Nicht gespeichert: Korrigieren Sie 1 unten markiertes Feld." in text
+    assert f'<a href="#id_{field}">{form.fields[field].label}</a>' in text
+
+
+def test_a_third_decimal_of_a_share_is_refused_never_rounded(client_in, site, make_group):
+    make_group("APT-2", "consumer")
+    data = scheme_data(site, consumers="APT 33.335\nAPT-2 66.665")
+    response = client_in.post(reverse("dashboard:scheme-create"), data)
+    assert response.status_code == 400
+    errors = response.context["form"].errors["consumers"]
+    assert [errors[0], errors[1]] == [
+        "Line 1: 33.335 % has more than two decimals; shares are given to 0.01 % (one basis point).",
+        "Line 2: 66.665 % has more than two decimals; shares are given to 0.01 % (one basis point).",
+    ]
+    assert not AllocationScheme.objects.exists()

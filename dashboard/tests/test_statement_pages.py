@@ -2,12 +2,16 @@
 
 import io
 import zipfile
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
+from django.utils import translation
 from pypdf import PdfReader
 
+from allocation.models import AllocationScheme
 from allocation.statements import consumer_statement
+from dashboard.templatetags.formatting import kwh
 from dashboard.tests.scheme_site import build_scheme_site
 
 pytestmark = pytest.mark.django_db
@@ -147,3 +151,35 @@ def test_the_compiled_german_catalogue_matches_its_po():
             assert compiled.ngettext(entry.msgid, entry.msgid_plural, 2) == entry.msgstr_plural[1], entry.msgid
         else:
             assert compiled.gettext(entry.msgid) == entry.msgstr, entry.msgid
+
+
+def test_the_page_shows_prices_and_amounts_in_german(client_in, scheme_site):
+    AllocationScheme.objects.filter(code="HAUS").update(
+        price_local_ct_per_kwh=Decimal("27.5"),
+        price_residual_ct_per_kwh=Decimal("30"),
+        base_fee_eur_per_month=Decimal("48.90"),
+    )
+    response = client_in.get(reverse("dashboard:statement", args=["APT", MARCH]), HTTP_ACCEPT_LANGUAGE="de")
+    page = response.content.decode()
+    statement = response.context["statement"]
+    base_fee = next(line for line in statement["lines"] if line["kind"] == "base_fee")
+    assert base_fee["amount_eur"] == Decimal("48.90")
+    assert '<td class="num">48,90</td>' in page
+    assert "27,5 ct/kWh" in page and "30 ct/kWh" in page and "48,90 EUR/Monat" in page
+    total = statement["amounts"]["total_eur"]
+    assert f'data-testid="total">{total:.2f}</td>'.replace(".", ",") in page
+    with translation.override("de"):
+        assert f"{kwh(statement['consumption_wh'])} kWh" in page  # three places: the exact figure
+    assert "Abrechnung 03/2026" in page and "10.03.2026" in page
+    assert f"{statement['local_share_percent']}\u202f%".replace(".", ",") in page
+
+
+def test_the_site_month_and_the_index_speak_german(client_in, scheme_site):
+    AllocationScheme.objects.filter(code="HAUS").update(base_fee_eur_per_month=Decimal("48.90"))
+    page = client_in.get(
+        reverse("dashboard:site-month", args=["GRID-CONNECTION", MARCH]), HTTP_ACCEPT_LANGUAGE="de"
+    ).content.decode()
+    assert "Abrechnungen 03/2026" in page and "← 02/2026" in page and "04/2026 →" in page
+    assert "Verbrauch (kWh)" in page and "48,90" in page
+    index = client_in.get(reverse("dashboard:statements"), HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "Abrechnungen" in index and "Monat" in index

@@ -12,7 +12,7 @@ from transactions.csv_io import COLUMNS as BOOKING_COLUMNS
 from transactions.csv_io import csv_import
 
 
-def _upload(request, tenant, *, importer, columns, template: str):
+def _upload(request, tenant, *, importer, columns, template: str, kind: str):
     form = CsvUploadForm(request.POST or None, request.FILES or None)
     result = None
     text = ""
@@ -27,14 +27,21 @@ def _upload(request, tenant, *, importer, columns, template: str):
             form.add_error("file", error.detail)
         except BkmError as error:
             apply_error(form, error)
-    context = {"form": form, "result": result, "csv_text": text, "columns": columns}
+    context = {"form": form, "result": result, "csv_text": text, "columns": columns, "kind": kind}
     return render(request, template, context, status=400 if form.errors else 200)
 
 
 @tenant_view
 @require_http_methods(["GET", "POST"])
 def csv_upload(request, tenant):
-    return _upload(request, tenant, importer=csv_import, columns=BOOKING_COLUMNS, template="dashboard/csv_upload.html")
+    return _upload(
+        request,
+        tenant,
+        importer=csv_import,
+        columns=BOOKING_COLUMNS,
+        template="dashboard/csv_upload.html",
+        kind="booking",
+    )
 
 
 @tenant_view
@@ -46,4 +53,5 @@ def measurement_upload(request, tenant):
         importer=measurements_csv_import,
         columns=MEASUREMENT_COLUMNS,
         template="dashboard/measurement_upload.html",
+        kind="measurement",
     )

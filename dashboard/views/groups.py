@@ -1,6 +1,7 @@
 """Group pages and the actions on a group: create, edit, close, change rule, finalize, export."""
 
 import datetime as dt
+import re
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -8,14 +9,17 @@ from django.db.models import Exists, OuterRef
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_http_methods
 
 from balance_groups import services as group_services
 from balance_groups.models import BalanceGroup, GroupKind
 from core.errors import BkmError
-from core.quarters import boundary_at_or_after, next_quarter_after, site_zone
+from core.quarters import boundary_at_or_after, next_quarter_after
 from dashboard.charts import balance_chart_data
 from dashboard.forms import (
+    MAX_TARGETS,
     BookingFilterForm,
     FinalizeUntilForm,
     GroupCloseForm,
@@ -24,8 +28,9 @@ from dashboard.forms import (
     RuleChangeForm,
     local_input_value,
 )
+from dashboard.service_errors import apply_service_error, plain_label
+from dashboard.templatetags.formatting import local_zone
 from dashboard.views.common import (
-    apply_error,
     attachment,
     day_window,
     get_group_or_404,
@@ -39,7 +44,7 @@ from settlement.models import SettlementRule
 from settlement.selectors import group_balance
 from settlement.services import rule_change
 from transactions.csv_io import balance_csv
-from transactions.models import Booking
+from transactions.models import Booking, BookingKind, BookingStatus
 from transactions.selectors import group_bookings
 from transactions.services import bookings_finalize_until
 
@@ -69,6 +74,40 @@ def _bookings_page(request, group, start, end):
     return form, page, query.urlencode()
 
 
+def _fully_closed(group) -> bool:
+    """Every quarter-hour of the group's validity is closed: closing again would change nothing."""
+    return bool(group.valid_until and group.closed_until and group.closed_until >= group.valid_until)
+
+
+def _pending_bookings(group):
+    """The group's provisional bookings an operator can finalize (settlement bookings become final by themselves)."""
+    return group_bookings(group=group).filter(status=BookingStatus.PROVISIONAL).exclude(kind=BookingKind.SETTLEMENT)
+
+
+def _rule_change_refusal(group, next_change) -> str:
+    """Why a rule change would be refused whenever it is sent, or empty."""
+    if group.valid_until and next_change >= group.valid_until:
+        return _("The group is valid until %(until)s; a rule change cannot take effect any more.") % {
+            "until": local_zone(group.valid_until)
+        }
+    return ""
+
+
+def _next_rule_change(current):
+    next_change = next_quarter_after(timezone.now())
+    if current is not None:  # the version in force governs its window: an hourly rule changes at a full hour
+        next_change = boundary_at_or_after(next_change, current.interval)
+    return next_change
+
+
+def _current_rule(group):
+    return (
+        SettlementRule.objects.filter(group=group, effective_until__isnull=True)
+        .prefetch_related("targets__parent")
+        .first()
+    )
+
+
 @tenant_view
 def group_detail(request, tenant, ref):
     group = get_group_or_404(tenant, ref)
@@ -91,7 +130,10 @@ def group_detail(request, tenant, ref):
     if request.htmx and request.htmx.target == "bookings":
         return render(request, "dashboard/_bookings.html", context)
     balance = group_balance(group=group, start=start, end=end)
-    rules = SettlementRule.objects.filter(group=group).prefetch_related("targets__parent").order_by("-effective_from")
+    rules = list(
+        SettlementRule.objects.filter(group=group).prefetch_related("targets__parent").order_by("-effective_from")
+    )
+    current = next((rule for rule in rules if rule.effective_until is None), None)
     step = dt.timedelta(days=days)
     context.update(
         {
@@ -104,7 +146,11 @@ def group_detail(request, tenant, ref):
             "day_url": _group_url(group, day=day.isoformat()),
             "week_url": _group_url(group, day=day.isoformat(), span="week"),
             "finalize_form": FinalizeUntilForm(initial={"until": local_input_value(end)}),
+            "has_pending": _pending_bookings(group).exists(),
+            "fully_closed": _fully_closed(group),
+            "rule_refusal": _rule_change_refusal(group, _next_rule_change(current)),
             "export_end": (day + step - dt.timedelta(days=1)),
+            "last_quarter": end - dt.timedelta(minutes=15),
             "supply": consumer_supply(group, start=start, end=end, span=span)
             if group.kind == GroupKind.CONSUMER
             else None,
@@ -121,15 +167,15 @@ def group_create(request, tenant):
         try:
             group = group_services.group_create(tenant=tenant, actor=request.user, **form.cleaned_data)
         except BkmError as error:
-            apply_error(form, error)
+            apply_service_error(form, error)
         else:
-            messages.success(request, f"Group {group.code} created.")
+            messages.success(request, _("Group %(code)s created.") % {"code": group.code})
             return redirect(_group_url(group))
     status = 400 if form.errors else 200
     return render(
         request,
         "dashboard/group_form.html",
-        {"form": form, "title": "New balance group", "zone": zone_name()},
+        {"form": form, "title": _("New balance group"), "zone": zone_name()},
         status=status,
     )
 
@@ -152,12 +198,21 @@ def group_edit(request, tenant, ref):
             if changes:
                 group = group_services.group_update(group=group, actor=request.user, **changes)
         except BkmError as error:
-            apply_error(form, error)
+            apply_service_error(form, error)
         else:
-            changed = ", ".join(sorted(changes)) or "nothing changed"
-            messages.success(request, f"Group {group.code} saved ({changed}).")
+            if changes:
+                changed = ", ".join(plain_label(form, name) for name in form.fields if name in changes)
+                text = _("Group %(code)s saved (%(changed)s).") % {"code": group.code, "changed": changed}
+            else:
+                text = _("Group %(code)s saved (nothing changed).") % {"code": group.code}
+            messages.success(request, text)
             return redirect(_group_url(group))
-    context = {"form": form, "group": group, "title": f"Edit {group.code}", "zone": zone_name()}
+    context = {
+        "form": form,
+        "group": group,
+        "title": _("Edit %(code)s") % {"code": group.code},
+        "zone": zone_name(),
+    }
     return render(request, "dashboard/group_form.html", context, status=400 if form.errors else 200)
 
 
@@ -165,38 +220,63 @@ def group_edit(request, tenant, ref):
 @require_http_methods(["GET", "POST"])
 def group_close(request, tenant, ref):
     group = get_group_or_404(tenant, ref)
-    form = GroupCloseForm(request.POST or None)
+    form = GroupCloseForm(request.POST or None, closed_until=group.closed_until)
     if request.method == "POST" and form.is_valid():
         try:
             group = group_services.group_close(group=group, actor=request.user, until=form.cleaned_data["until"])
         except BkmError as error:
-            apply_error(form, error)
+            apply_service_error(form, error, detail_field="until")
         else:
-            until = group.closed_until.astimezone(site_zone())
-            messages.success(request, f"{group.code} is closed until {until:%Y-%m-%d %H:%M} ({zone_name()}).")
+            messages.success(
+                request,
+                _("%(code)s is closed until %(until)s.")
+                % {"code": group.code, "until": local_zone(group.closed_until)},
+            )
             return redirect(_group_url(group))
-    context = {"form": form, "group": group, "zone": zone_name()}
+    context = {"form": form, "group": group, "zone": zone_name(), "fully_closed": _fully_closed(group)}
     return render(request, "dashboard/group_close.html", context, status=400 if form.errors else 200)
 
 
 @tenant_view
-@require_POST
+@require_http_methods(["GET", "POST"])
 def group_finalize(request, tenant, ref):
     group = get_group_or_404(tenant, ref)
-    form = FinalizeUntilForm(request.POST)
-    if form.is_valid():
+    form = FinalizeUntilForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        until = form.cleaned_data["until"]
         try:
-            count = bookings_finalize_until(group=group, actor=request.user, until=form.cleaned_data["until"])
+            count = bookings_finalize_until(group=group, actor=request.user, until=until)
         except BkmError as error:
-            apply_error(form, error)
+            apply_service_error(form, error)
         else:
-            until = form.cleaned_data["until"].astimezone(site_zone())
-            messages.success(
-                request, f"{count} booking(s) of {group.code} ending by {until:%Y-%m-%d %H:%M} are now final."
-            )
+            text = ngettext(
+                "%(count)s booking of %(code)s ending by %(until)s is now final.",
+                "%(count)s bookings of %(code)s ending by %(until)s are now final.",
+                count,
+            ) % {"count": count, "code": group.code, "until": local_zone(until)}
+            messages.success(request, text)
             return redirect_back(request, fallback=_group_url(group))
-    context = {"form": form, "group": group, "zone": zone_name()}
-    return render(request, "dashboard/group_finalize.html", context, status=400)
+    if request.method == "GET":
+        form = FinalizeUntilForm(initial={"until": local_input_value(next_quarter_after(timezone.now()))})
+    context = {"form": form, "group": group, "zone": zone_name(), "has_pending": _pending_bookings(group).exists()}
+    return render(request, "dashboard/group_finalize.html", context, status=400 if form.errors else 200)
+
+
+def _target_route(form, by_id):
+    """Where a refusal about the parents belongs: the parent whose code it names, else the first parent."""
+    fields_by_code = {}
+    for index in range(1, MAX_TARGETS + 1):
+        parent = by_id.get(form.cleaned_data.get(f"parent_{index}") or "")
+        if parent is not None:
+            fields_by_code.setdefault(parent.code, f"parent_{index}")
+
+    def route(message: str) -> str:
+        for code, field in fields_by_code.items():
+            if re.search(rf"(?<![\w-]){re.escape(code)}(?![\w-])", message):
+                return field
+        return "parent_1"
+
+    return route
 
 
 @tenant_view
@@ -204,11 +284,7 @@ def group_finalize(request, tenant, ref):
 def rule_edit(request, tenant, ref):
     group = get_group_or_404(tenant, ref)
     parents = BalanceGroup.objects.filter(tenant=tenant, kind=GroupKind.BALANCE).exclude(pk=group.pk).order_by("code")
-    current = (
-        SettlementRule.objects.filter(group=group, effective_until__isnull=True)
-        .prefetch_related("targets__parent")
-        .first()
-    )
+    current = _current_rule(group)
     initial = {}
     if current is not None:
         initial["interval"] = current.interval
@@ -230,25 +306,27 @@ def rule_edit(request, tenant, ref):
                 effective_from=form.cleaned_data["effective_from"],
             )
         except BkmError as error:
-            apply_error(form, error, field_map={"targets": "parent_1"})
+            apply_service_error(form, error, field_map={"targets": _target_route(form, by_id)})
         else:
-            starts = rule.takes_effect_at.astimezone(site_zone())
             messages.success(
                 request,
-                f"New rule for {group.code} takes effect at {starts:%Y-%m-%d %H:%M} ({zone_name()}), "
-                f"{rule.takes_effect_at:%H:%M} UTC.",
+                _("New rule for %(code)s takes effect at %(local)s, %(utc)s UTC.")
+                % {
+                    "code": group.code,
+                    "local": local_zone(rule.takes_effect_at),
+                    "utc": rule.takes_effect_at.astimezone(dt.UTC).strftime("%H:%M"),
+                },
             )
             return redirect(_group_url(group))
-    next_change = next_quarter_after(timezone.now())
-    if current is not None:  # the version in force governs its window: an hourly rule changes at a full hour
-        next_change = boundary_at_or_after(next_change, current.interval)
+    next_change = _next_rule_change(current)
     context = {
         "form": form,
         "group": group,
         "current": current,
         "zone": zone_name(),
-        "next_change_local": next_change.astimezone(site_zone()),
+        "next_change_local": next_change,
         "next_change_utc": next_change,
+        "refusal": _rule_change_refusal(group, next_change),
         "first_rule": current is None and not SettlementRule.objects.filter(group=group).exists(),
     }
     return render(request, "dashboard/rule_form.html", context, status=400 if form.errors else 200)

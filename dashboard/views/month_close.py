@@ -12,8 +12,8 @@ from django.views.decorators.http import require_http_methods
 
 from allocation.month_close import month_checklist, month_close
 from core.errors import BkmError, InvalidInput
-from core.quarters import site_zone
 from dashboard.month_close_forms import MonthCloseForm
+from dashboard.templatetags.formatting import local, local_zone
 from dashboard.views.common import apply_error, get_group_or_404, tenant_view, zone_name
 
 
@@ -35,12 +35,11 @@ def _checklist_or_400(tenant, top, month: str) -> dict:
 
 
 def _form(checklist: dict, data=None) -> MonthCloseForm:
-    until = checklist["end"].astimezone(site_zone())
     return MonthCloseForm(
         data,
         initial={"groups": [row["code"] for row in checklist["to_close"]]},
         count=len(checklist["to_close"]),
-        until_text=f"{until:%Y-%m-%d %H:%M} ({zone_name()})",
+        until_text=local_zone(checklist["end"]),
         offer_provisional=checklist["provisional"],
     )
 
@@ -81,7 +80,7 @@ def month_close_view(request, tenant, ref, month):
                     "%(month)s is closed for %(top)s: %(count)d groups closed.",
                     count,
                 )
-                % {"month": month, "top": top.code, "count": count}
+                % {"month": local(checklist["start"], "month"), "top": top.code, "count": count}
                 + (" " + _("Provisional figures were accepted.") if result["accepted_provisional"] else ""),
             )
             return redirect("dashboard:month-close", ref=str(top.pk), month=month)

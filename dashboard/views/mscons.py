@@ -1,19 +1,42 @@
 """MSCONS import: upload with a preview (kept, imported in a second step) or directly, and the received interchanges."""
 
+import datetime as dt
+
 from django.core.paginator import Paginator
 from django.shortcuts import render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
 from allocation.models import InterchangeStatus
 from allocation.mscons.services import mscons_import, mscons_import_previewed
 from allocation.selectors import interchange_list
 from core.errors import BkmError
+from core.quarters import local_day_bounds
+from dashboard.clarification_cases import QUALITY_LABELS
 from dashboard.forms import MsconsUploadForm, PreviewedImportForm, refuse_oversized_upload
 from dashboard.views.common import apply_error, attachment, scoped_or_404, tenant_view
 
 INTERCHANGES_PER_PAGE = 50
 ROWS_SHOWN = 1000  # of the refusals and of the day table; the counts above them are complete
 CHANNEL = "dashboard"
+STATUS_LABELS = {
+    InterchangeStatus.PREVIEWED: gettext_lazy("Previewed, not imported"),
+    InterchangeStatus.IMPORTED: gettext_lazy("Imported"),
+    InterchangeStatus.REFUSED: gettext_lazy("Refused as a whole"),
+}
+
+
+def _day_row(row: dict) -> dict:
+    """A row of the day table with its day as the local midnight (for the date filter) and its qualities named."""
+    day = row.get("day")
+    try:
+        day = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
+        day_start = local_day_bounds(day)[0]
+    except (TypeError, ValueError, OverflowError):
+        day_start = None
+    qualities = [(QUALITY_LABELS.get(quality, quality), count) for quality, count in row.get("qualities", {}).items()]
+    return {**row, "day_start": day_start, "quality_counts": qualities}
 
 
 def _tables(*, refusals: list[dict], refused: int, days: list[dict]) -> dict:
@@ -21,7 +44,7 @@ def _tables(*, refusals: list[dict], refused: int, days: list[dict]) -> dict:
     return {
         "refusals": refusals[:ROWS_SHOWN],
         "refused": refused,
-        "days": days[:ROWS_SHOWN],
+        "days": [_day_row(row) for row in days[:ROWS_SHOWN]],
         "days_total": len(days),
     }
 
@@ -33,7 +56,7 @@ def mscons_upload(request, tenant):
     step = PreviewedImportForm(request.POST) if "interchange" in request.POST else None
     report = None
     if getattr(request, "upload_too_large", False):
-        refuse_oversized_upload(form, hint="send larger interchanges to the API or to manage.py import_mscons")
+        refuse_oversized_upload(form, hint=_("send larger interchanges to the API or to manage.py import_mscons"))
     elif step is not None:
         form = MsconsUploadForm()
         if step.is_valid():
@@ -67,6 +90,8 @@ def mscons_upload(request, tenant):
 def mscons_interchanges(request, tenant):
     rows = interchange_list(tenant=tenant).defer("refusals", "days")
     page = Paginator(rows, INTERCHANGES_PER_PAGE).get_page(request.GET.get("page"))
+    for row in page:
+        row.status_label = STATUS_LABELS.get(row.status, row.status)
     return render(request, "dashboard/mscons_interchanges.html", {"page": page})
 
 
@@ -77,6 +102,7 @@ def mscons_interchange(request, tenant, pk):
     context = {
         "interchange": interchange,
         "previewed": previewed,
+        "status_label": STATUS_LABELS.get(interchange.status, interchange.status),
         "importable": previewed and not interchange.duplicate_of_id,  # a copy would change nothing
         # The checksum in four parts a narrow screen may break between (copied whole).
         "sha256_parts": [interchange.sha256[i : i + 16] for i in range(0, len(interchange.sha256), 16)],

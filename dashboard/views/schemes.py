@@ -12,20 +12,32 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_http_methods
 
 from allocation.selectors import consumer_allocation, scheme_allocation, scheme_in_force, scheme_list
 from allocation.services import scheme_change
 from balance_groups.selectors import group_index
 from core.errors import BkmError
-from core.quarters import QUARTER, local_date, next_quarter_after, site_zone
+from core.quarters import QUARTER, local_date, next_quarter_after
 from dashboard.charts import consumer_chart_data, scheme_chart_data
-from dashboard.scheme_forms import METHOD_EXPLANATIONS, SchemeForm, consumer_lines
-from dashboard.views.common import apply_error, day_window, parse_day, tenant_view, zone_name
+from dashboard.scheme_forms import (
+    METHOD_EXPLANATIONS,
+    METHOD_LABELS,
+    SchemeForm,
+    consumer_lines,
+)
+from dashboard.service_errors import apply_service_error
+from dashboard.templatetags.amounts import eur, price
+from dashboard.templatetags.formatting import local_zone
+from dashboard.views.common import day_window, parse_day, tenant_view, zone_name
 
 SPANS = ("day", "week", "month")
 RESOLUTIONS = {"day": "15min", "week": "1h", "month": "1d"}
 INTERVAL_WORDS = {"15min": "quarter-hour", "1h": "hour", "1d": "day"}
+SPAN_LABELS = {"day": gettext_lazy("Day"), "week": gettext_lazy("Week"), "month": gettext_lazy("Month")}
+STATUS_WORDS = {"final": gettext_lazy("final"), "provisional": gettext_lazy("provisional")}
 LISTED_CONSUMERS = 12  # a version with more consumers lists them folded
 
 
@@ -39,7 +51,7 @@ def _versions_or_404(tenant, code: str) -> list:
     """Every version of the tenant's scheme ``code`` (oldest first); another tenant's code is a 404."""
     versions = list(scheme_list(tenant=tenant).filter(code=code))
     if not versions:
-        raise Http404("Allocation scheme not found.")
+        raise Http404(_("Allocation scheme not found."))
     return versions
 
 
@@ -55,14 +67,25 @@ def _decimal_text(value: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+def interval_count(resolution: str, count: int) -> str:
+    """``96 quarter-hours``, ``1 hour``, ``31 days`` in the active language."""
+    words = {
+        "15min": ngettext("%(count)s quarter-hour", "%(count)s quarter-hours", count),
+        "1h": ngettext("%(count)s hour", "%(count)s hours", count),
+        "1d": ngettext("%(count)s day", "%(count)s days", count),
+    }
+    return words[resolution] % {"count": count}
+
+
 def _prices_text(version) -> str:
+    """The version's prices in the active language: ``local energy 27,5 ct/kWh, base fee 6,90 EUR per month``."""
     parts = []
     if version.price_local_ct_per_kwh is not None:
-        parts.append(f"local energy {_decimal_text(version.price_local_ct_per_kwh)} ct/kWh")
+        parts.append(_("local energy %(price)s ct/kWh") % {"price": price(version.price_local_ct_per_kwh)})
     if version.price_residual_ct_per_kwh is not None:
-        parts.append(f"residual supply {_decimal_text(version.price_residual_ct_per_kwh)} ct/kWh")
+        parts.append(_("residual supply %(price)s ct/kWh") % {"price": price(version.price_residual_ct_per_kwh)})
     if version.base_fee_eur_per_month is not None:
-        parts.append(f"base fee {version.base_fee_eur_per_month:.2f} EUR per month")
+        parts.append(_("base fee %(amount)s EUR per month") % {"amount": eur(version.base_fee_eur_per_month)})
     return ", ".join(parts)
 
 
@@ -71,6 +94,7 @@ def _describe(versions, now: dt.datetime) -> list:
     current = _in_force(versions, now)
     for version in versions:
         version.explanation = METHOD_EXPLANATIONS[version.method]
+        version.method_label = METHOD_LABELS[version.method]
         version.is_current = version is current
         version.is_future = version.effective_from > now
         version.prices_text = _prices_text(version)
@@ -98,6 +122,7 @@ def scheme_index(request, tenant):
                 "sources": list(shown.sources.all()),
                 "consumers": len(shown.consumers.all()),
                 "explanation": METHOD_EXPLANATIONS[shown.method],
+                "method_label": METHOD_LABELS[shown.method],
             }
         )
     return render(request, "dashboard/schemes.html", {"rows": rows, "zone": zone_name()})
@@ -197,23 +222,30 @@ def scheme_detail(request, tenant, code):
     surplus_to = sorted({v.surplus_to.code for v in shown}) or [versions[-1].surplus_to.code]
     consumers, total = _consumer_rows(allocation, codes)
     described = _describe(versions, now)
+    counts = _status_counts(allocation, now)
+    current = _in_force(versions, now)
     context = {
         "code": code,
         "latest": versions[-1],
-        "current": _in_force(versions, now),
+        "current": current,
+        "current_method": METHOD_LABELS[current.method] if current else None,
         "versions": described,
         "span": span,
         "first": first,
         "last": last,
+        "start": start,
+        "last_quarter": end - QUARTER,
         "zone": zone_name(),
         "allocation": allocation,
         "word": INTERVAL_WORDS[resolution],
-        "counts": _status_counts(allocation, now),
+        "counts": counts,
+        "status_word": STATUS_WORDS.get(allocation["status"], allocation["status"]),
+        "interval_texts": {key: interval_count(resolution, counts[key]) for key in ("intervals", "begun", "ahead")},
         "chart": scheme_chart_data(
             allocation,
             codes=codes,
             resolution=resolution,
-            surplus_label=f"Surplus to {', '.join(surplus_to)}",
+            surplus_label=_("Surplus to %(codes)s") % {"codes": ", ".join(surplus_to)},
             now=now,
         ),
         "source_rows": _source_rows(allocation, codes),
@@ -221,7 +253,8 @@ def scheme_detail(request, tenant, code):
         "total": total,
         "previous_url": scheme_url(code, day=previous.isoformat(), span=span),
         "next_url": scheme_url(code, day=following.isoformat(), span=span),
-        "span_urls": [(name, scheme_url(code, day=first.isoformat(), span=name)) for name in SPANS],
+        "span_label": SPAN_LABELS[span],
+        "span_urls": [(name, SPAN_LABELS[name], scheme_url(code, day=first.isoformat(), span=name)) for name in SPANS],
     }
     return render(request, "dashboard/scheme.html", context)
 
@@ -244,19 +277,26 @@ def _save(request, tenant, form, code: str):
             prices=data["prices"],
         )
     except BkmError as error:
-        apply_error(form, error)
+        apply_service_error(form, error)
         return None
-    starts = scheme.effective_from.astimezone(site_zone())
     messages.success(
         request,
-        f"Scheme {scheme.code}: the version takes effect at {starts:%Y-%m-%d %H:%M} ({zone_name()}), "
-        f"{scheme.effective_from:%H:%M} UTC.",
+        _("Scheme %(code)s: the version takes effect at %(when)s, %(utc)s UTC.")
+        % {
+            "code": scheme.code,
+            "when": local_zone(scheme.effective_from),
+            "utc": f"{scheme.effective_from.astimezone(dt.UTC):%H:%M}",
+        },
     )
     return redirect(scheme_url(scheme.code, day=local_date(scheme.effective_from).isoformat()))
 
 
 def _form_page(request, form, *, latest, earliest: dt.datetime):
     context = {"form": form, "latest": latest, "zone": zone_name(), "earliest": earliest}
+    if latest is not None:
+        context["latest_method"] = METHOD_LABELS[latest.method]
+        context["latest_sources"] = len(latest.sources.all())
+        context["latest_consumers"] = len(latest.consumers.all())
     return render(request, "dashboard/scheme_form.html", context, status=400 if form.errors else 200)
 
 
@@ -267,7 +307,8 @@ def scheme_create(request, tenant):
     if request.method == "POST" and form.is_valid():
         code = form.cleaned_data["code"]
         if scheme_list(tenant=tenant).filter(code=code).exists():
-            form.add_error("code", f"A scheme with code {code!r} exists already; add a version on its page.")
+            message = _("A scheme with code %(code)s exists already; add a version on its page.")
+            form.add_error("code", message % {"code": repr(code)})
         else:
             response = _save(request, tenant, form, code)
             if response is not None:
@@ -288,7 +329,8 @@ def _initial(latest) -> dict:
     for field in ("price_local_ct_per_kwh", "price_residual_ct_per_kwh", "base_fee_eur_per_month"):
         value = getattr(latest, field)
         if value is not None:
-            initial[field] = _decimal_text(value) if field != "base_fee_eur_per_month" else f"{value:.2f}"
+            # A Decimal without trailing zeros: the localized input shows 24,5 in German, 24.5 in English.
+            initial[field] = Decimal(_decimal_text(value) if field != "base_fee_eur_per_month" else f"{value:.2f}")
     return initial
 
 

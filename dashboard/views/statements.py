@@ -33,6 +33,27 @@ def _neighbours(month: str) -> tuple[str, str]:
     return before, after
 
 
+def _month_context(month: str) -> dict:
+    """The month and its neighbours, each also as its first instant (shown in the language's month format)."""
+    before, after = _neighbours(month)
+    return {
+        "month": month,
+        "month_start": _month_start(month),
+        "before": before,
+        "before_start": _month_start(before),
+        "after": after,
+        "after_start": _month_start(after),
+    }
+
+
+def _month_start(month: str) -> dt.datetime | None:
+    """The month's first instant; None beyond the supported range (no link leads there)."""
+    try:
+        return month_window(month)[0]
+    except InvalidInput:
+        return None
+
+
 def previous_month() -> str:
     return f"{today_local().replace(day=1) - dt.timedelta(days=1):%Y-%m}"
 
@@ -70,18 +91,17 @@ def _site_name(statement: dict) -> str:
 @tenant_view
 def statement_page(request, tenant, code, month):
     group, statement = _statement_or_404(tenant, code, month)
-    before, after = _neighbours(month)
-    context = {"group": group, "statement": statement, "month": month, "before": before, "after": after}
+    context = {"group": group, "statement": statement, **_month_context(month)}
     context["ref"] = url_ref(group.code, group.pk)
     context["zone"] = zone_name()
-    context["last_day"] = statement["days"][-1]["date"]
+    context["last_day"] = statement["days"][-1]["start"]
     return render(request, "dashboard/statement.html", context)
 
 
 @tenant_view
 def statement_pdf_view(request, tenant, code, month):
     language = _language(request)
-    _, statement = _statement_or_404(tenant, code, month)
+    _group, statement = _statement_or_404(tenant, code, month)
     data = statement_pdf(statement, site_name=_site_name(statement), language=language)
     return attachment(data, filename=statement_filename(statement, language, "pdf"), content_type="application/pdf")
 
@@ -89,7 +109,7 @@ def statement_pdf_view(request, tenant, code, month):
 @tenant_view
 def statement_csv_view(request, tenant, code, month):
     language = _language(request)
-    _, statement = _statement_or_404(tenant, code, month)
+    _group, statement = _statement_or_404(tenant, code, month)
     return attachment(
         statement_csv(statement, language=language), filename=statement_filename(statement, language, "csv")
     )
@@ -112,15 +132,12 @@ def site_month(request, tenant, ref, month):
     totals["total_eur"] = sum(priced) if priced else None
     for statement in statements:
         statement["ref"] = url_ref(statement["consumer_code"], statement["consumer"])
-    before, after = _neighbours(month)
     context = {
         "top": top,
         "top_ref": url_ref(top.code, top.pk),
-        "month": month,
+        **_month_context(month),
         "statements": statements,
         "totals": totals,
-        "before": before,
-        "after": after,
         "all_closed": bool(statements) and all(s["closed"] for s in statements),
         "all_final": bool(statements) and all(s["status"] == "final" for s in statements),
         "up_to_date": all(s["up_to_date"] for s in statements),

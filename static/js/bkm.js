@@ -1,5 +1,7 @@
 /* Dashboard charts: reads the JSON embedded next to each canvas (json_script) and draws it
-   with the vendored Chart.js. Net bars are solid when final and light hatched when provisional. */
+   with the vendored Chart.js. The data are integer Wh; the y axis shows kWh in the page language,
+   tooltips the exact Wh. Bars are solid when final and light hatched when provisional; the legend
+   names both. The words come translated with the data (``text``). */
 (function () {
   "use strict";
 
@@ -9,6 +11,63 @@
     final: "#1f4e79",
     provisional: "#f0a030"
   };
+  var LANG = document.documentElement.lang || "en";
+  var KWH = new Intl.NumberFormat(LANG, { maximumFractionDigits: 3 });
+  var WH = new Intl.NumberFormat(LANG, { maximumFractionDigits: 0 });
+
+  function text(data, key, fallback) {
+    return (data.text && data.text[key]) || fallback;
+  }
+
+  function exactWh(value) {
+    return WH.format(value) + "\u00a0Wh";
+  }
+
+  function kwhTicks(data) {
+    var divisor = data.divisor || 1000;
+    return function (value) { return KWH.format(value / divisor); };
+  }
+
+  /* Quarter-hour and hour axes: a tick only on full local hours, every ``step`` hours as the width allows. */
+  function hourTicks(data, canvas) {
+    var width = canvas.parentNode.clientWidth;
+    var step = width > 900 ? 1 : width > 500 ? 3 : 6;
+    return {
+      autoSkip: false, maxRotation: 0,
+      callback: function (value, index) {
+        var label = data.labels[index];
+        if (label.slice(-3) !== ":00") {
+          return null;
+        }
+        return Number(label.slice(-5, -3)) % step === 0 ? label : null;
+      }
+    };
+  }
+
+  function statusLegend(data, color, fill) {
+    /* Two legend entries that say what solid and hatched bars mean. */
+    return [
+      { text: text(data, "final", "final"), fillStyle: color, strokeStyle: color, lineWidth: 1, datasetIndex: -1 },
+      { text: text(data, "provisional", "provisional"), fillStyle: fill, strokeStyle: COLORS.provisional, lineWidth: 1, datasetIndex: -1 }
+    ];
+  }
+
+  function legendLabels(data, extra) {
+    return {
+      boxWidth: 12, boxHeight: 12, padding: 8,
+      generateLabels: function (chart) {
+        var labels = Chart.defaults.plugins.legend.labels.generateLabels(chart);
+        return labels.concat(extra);
+      }
+    };
+  }
+
+  function legendClick(event, item, legend) {
+    if (item.datasetIndex < 0) {  // the status entries only explain, they hide nothing
+      return;
+    }
+    Chart.defaults.plugins.legend.onClick.call(this, event, item, legend);
+  }
 
   function hatch(color) {
     var size = 8;
@@ -38,21 +97,23 @@
     var netColors = data.status.map(function (s) { return s === "final" ? COLORS.final : provisionalFill; });
     var netBorders = data.status.map(function (s) { return s === "final" ? COLORS.final : COLORS.provisional; });
     var datasets = [];
+    var sign = {};
     if (data.series.net) {
       datasets.push({
-        type: "bar", label: "Net (Wh)", data: data.series.net, backgroundColor: netColors,
+        type: "bar", label: text(data, "net", "Net"), data: data.series.net, backgroundColor: netColors,
         borderColor: netBorders, borderWidth: 1, order: 2
       });
     }
     if (data.series.inflow) {
       datasets.push({
-        type: "line", label: "Inflow (Wh)", data: data.series.inflow, borderColor: COLORS.inflow,
+        type: "line", label: text(data, "inflow", "Inflow"), data: data.series.inflow, borderColor: COLORS.inflow,
         backgroundColor: COLORS.inflow, pointRadius: 0, borderWidth: 1.5, stepped: "middle", order: 1
       });
     }
     if (data.series.outflow) {
+      sign[datasets.length] = -1;
       datasets.push({
-        type: "line", label: "Outflow (Wh, drawn below zero)",
+        type: "line", label: text(data, "outflow", "Outflow (drawn below zero)"),
         data: data.series.outflow.map(function (v) { return -v; }), borderColor: COLORS.outflow,
         backgroundColor: COLORS.outflow, pointRadius: 0, borderWidth: 1.5, stepped: "middle", order: 1
       });
@@ -65,15 +126,30 @@
         maintainAspectRatio: false,
         interaction: { mode: "index", intersect: false },
         scales: {
-          x: { ticks: { autoSkip: true, maxTicksLimit: 14, maxRotation: 0 } },
-          y: { title: { display: true, text: "Wh per quarter-hour" } }
+          x: { ticks: hourTicks(data, canvas) },
+          y: {
+            ticks: { callback: kwhTicks(data) },
+            title: { display: canvas.parentNode.clientWidth > 480, text: data.unit }
+          }
         },
         plugins: {
-          legend: { position: "bottom" },
+          legend: {
+            position: "bottom",
+            labels: legendLabels(data, data.series.net ? statusLegend(data, COLORS.final, provisionalFill) : []),
+            onClick: legendClick
+          },
           tooltip: {
             callbacks: {
+              label: function (item) {
+                return item.dataset.label + ": " + exactWh((sign[item.datasetIndex] || 1) * item.raw);
+              },
               footer: function (items) {
-                return items.length ? "status: " + data.status[items[0].dataIndex] + " · " + data.utc[items[0].dataIndex] : "";
+                if (!items.length) {
+                  return "";
+                }
+                var i = items[0].dataIndex;
+                var status = data.empty && data.empty[i] ? text(data, "no_data", "no data") : text(data, data.status[i], data.status[i]);
+                return text(data, "status", "Status") + ": " + status + " · " + data.utc[i];
               }
             }
           }
@@ -141,13 +217,11 @@
     };
   }
 
-  function scaled(data, values) {
-    return data.divisor === 1 ? values : values.map(function (v) { return v / data.divisor; });
-  }
-
-  function stackedOptions(data, canvas) {
+  function stackedOptions(data, canvas, statusColor) {
     var ticks = { autoSkip: true, maxTicksLimit: 12, maxRotation: 0 };
-    if (data.resolution === "1h") {  // a week of hours: one tick per local day
+    if (data.resolution === "15min") {
+      ticks = hourTicks(data, canvas);
+    } else if (data.resolution === "1h") {  // a week of hours: one tick per local day
       ticks = {
         autoSkip: false, maxRotation: 0,
         callback: function (value, index) {
@@ -164,20 +238,28 @@
       datasets: { bar: { barPercentage: 1, categoryPercentage: 0.92, borderWidth: 0 } },
       scales: {
         x: { stacked: true, ticks: ticks },
-        y: { stacked: true, beginAtZero: true, title: { display: canvas.parentNode.clientWidth > 480, text: data.unit } }
+        y: {
+          stacked: true, beginAtZero: true, ticks: { callback: kwhTicks(data) },
+          title: { display: canvas.parentNode.clientWidth > 480, text: data.unit }
+        }
       },
       plugins: {
-        legend: { position: "bottom", labels: { boxWidth: 12, boxHeight: 12, padding: 8 } },
+        legend: {
+          position: "bottom",
+          labels: legendLabels(data, statusLegend(data, statusColor, hatchOf(statusColor))),
+          onClick: legendClick
+        },
         tooltip: {
           filter: function (item) { return item.raw !== 0; },
           callbacks: {
+            label: function (item) { return item.dataset.label + ": " + exactWh(item.raw); },
             footer: function (items) {
               if (!items.length) {
                 return "";
               }
               var i = items[0].dataIndex;
-              var gap = data.gaps[i] ? " · " + data.gaps[i] + " quarter-hour(s) missing a measurement" : "";
-              return "status: " + data.status[i] + gap + " · " + data.utc[i];
+              var gap = data.gaps[i] ? " · " + data.gaps[i] + " " + text(data, "gap_quarters", "quarter-hours missing a measurement") : "";
+              return text(data, "status", "Status") + ": " + text(data, data.status[i], data.status[i]) + gap + " · " + data.utc[i];
             }
           }
         }
@@ -198,13 +280,13 @@
       var part = data.sources[Number(canvas.getAttribute("data-scheme-source"))];
       var datasets = data.series.map(function (s, j) {
         return {
-          label: s.label, data: scaled(data, part.data[j]), backgroundColor: byStatus(data, colors[j]), stack: "generation"
+          label: s.label, data: part.data[j], backgroundColor: byStatus(data, colors[j]), stack: "generation"
         };
       });
       new Chart(canvas, {
         type: "bar",
         data: { labels: data.labels, datasets: datasets },
-        options: stackedOptions(data, canvas),
+        options: stackedOptions(data, canvas, PALETTE[0]),
         plugins: [gapBands(data.gaps)]
       });
     });
@@ -217,17 +299,21 @@
       return;
     }
     var data = JSON.parse(source.textContent);
-    var parts = [["local", "Local energy"], ["residual", "Residual supply"], ["unallocated", "Not allocated (gap)"]];
+    var parts = [
+      ["local", text(data, "local", "Local energy")],
+      ["residual", text(data, "residual", "Residual supply")],
+      ["unallocated", text(data, "unallocated", "Not allocated (gap)")]
+    ];
     var datasets = parts.filter(function (p) {
       return p[0] !== "unallocated" || data.series.unallocated.some(function (v) { return v !== 0; });
     }).map(function (p) {
       var color = KIND_COLORS[p[0] === "unallocated" ? "gap" : p[0]];
-      return { label: p[1], data: scaled(data, data.series[p[0]]), backgroundColor: byStatus(data, color), stack: "consumption" };
+      return { label: p[1], data: data.series[p[0]], backgroundColor: byStatus(data, color), stack: "consumption" };
     });
     new Chart(canvas, {
       type: "bar",
       data: { labels: data.labels, datasets: datasets },
-      options: stackedOptions(data, canvas),
+      options: stackedOptions(data, canvas, KIND_COLORS.local),
       plugins: [gapBands(data.gaps)]
     });
   }

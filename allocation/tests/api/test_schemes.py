@@ -146,13 +146,13 @@ def test_shares_must_sum_to_10000_over_distinct_consumers(api, site, consumers):
 
 def test_a_source_not_of_kind_source_is_400(api, site):
     messages = refused(post(api, sources=["PV", "APT-1"]), "sources")
-    assert messages == ["APT-1 is a consumer; sources must be of kind source."]
+    assert messages == ["APT-1 is not a source; only groups of kind source can be sources."]
 
 
 def test_a_consumer_not_of_kind_consumer_is_400(api, site):
     consumers = [{"group": "APT-1", "share": 5000}, {"group": "GRID", "share": 5000}]
     assert refused(post(api, consumers=consumers), "consumers") == [
-        "GRID is a balance; consumers must be of kind consumer."
+        "GRID is not a consumer; only groups of kind consumer can be consumers."
     ]
 
 

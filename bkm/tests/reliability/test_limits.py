@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 BOOKINGS = "/api/v1/bookings/"
 GROUPS = "/api/v1/balance-groups/"
-LIMIT = "from 2000-01-01 to 2100-01-01 (UTC)"
+LIMIT = "between 2000-01-01 and 2100-01-01 (UTC)"
 
 
 def _refused(response, field: str, text: str) -> None:
@@ -34,7 +34,7 @@ def _refused(response, field: str, text: str) -> None:
 
 def test_a_ten_year_booking_is_refused_before_anything_is_written(api, api_site):
     payload = booking_payload(start="2026-12-02T00:00:00Z", end="2036-12-02T00:00:00Z", energy_wh=10**15)
-    _refused(api.post(BOOKINGS, payload, format="json"), "end", "at most 400 days after start")
+    _refused(api.post(BOOKINGS, payload, format="json"), "end", "at most 400 days after the start")
     assert not Booking.objects.exists()
 
 

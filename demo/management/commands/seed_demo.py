@@ -24,8 +24,17 @@ from settlement.services import rule_change
 from transactions.models import Booking, BookingKind, ClarificationCase, ClarificationSubject
 
 ACTOR = "system:seed_demo"
+WILDCARD_HOSTS = {"0.0.0.0", "::", "[::]", ""}  # noqa: S104 - recognised to show a reachable address, not bound
 CHANNEL = "demo"
 DAYS_PER_REQUEST = 7
+
+
+def site_address(host: str, port) -> str:
+    """The address to open for a server listening on ``host:port``: on every interface, this machine's."""
+    host = "127.0.0.1" if host in WILDCARD_HOSTS else host
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address
+    return f"http://{host}:{port}/"
 
 
 class Command(BaseCommand):
@@ -37,6 +46,10 @@ class Command(BaseCommand):
         "a closed March, clarification cases and demo logins. Idempotent: running it again adds only "
         "what is missing."
     )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1", help="The host the server listens on (shown at the end).")
+        parser.add_argument("--port", default="8000", help="The port the server listens on (shown at the end).")
 
     def handle(self, *args, **options):
         self.began = time.monotonic()
@@ -60,8 +73,10 @@ class Command(BaseCommand):
         self._summary(scheme, deliveries)
         password = self._logins(tenant)
         self.stdout.write(self.style.SUCCESS(f"Demo site ready ({time.monotonic() - self.began:.1f} s)."))
-        self.stdout.write(f"  Dashboard: http://127.0.0.1:8000/  login 'operator' / '{password}'")
-        self.stdout.write(f"  Admin:     http://127.0.0.1:8000/admin/  login 'admin' / '{password}'")
+        address = site_address(options["host"], options["port"])
+        self.stdout.write(f"  Dashboard: {address}  login 'operator' / '{password}'")
+        self.stdout.write(f"  Admin:     {address}admin/  login 'admin' / '{password}'")
+        self.stdout.write(f"  API docs:  {address}api/docs/")
 
     def _refuse_flow_demo(self, tenant):
         # The demo of earlier versions booked its flows itself: allocation on top would count them twice.
