@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from allocation.models import Measurement, Quality
 from balance_groups.audit import actor_label, audit_record
@@ -37,7 +37,7 @@ from core.db import EpochSeconds, TableRows, advisory_xact_lock, chunks, is_post
 from core.errors import BkmError, GroupNotValid, InvalidInput, MeasurementFinal, PeriodClosed
 from core.quarters import QUARTER_SECONDS, from_epoch, parse_instant, to_epoch
 from core.status import Status
-from core.text import field_label, instant_text
+from core.text import Message, field_label
 from settlement.dirty import mark_changed
 from transactions.models import ClarificationCase, ClarificationReason, ClarificationSubject
 
@@ -118,20 +118,23 @@ def _epoch(item: dict, name: str, instants: dict) -> int:
 def bookable_error(group, start: dt.datetime) -> BkmError | None:
     """Why a value of ``group`` for the quarter-hour at ``start`` cannot be stored, or None."""
     end = start + dt.timedelta(seconds=QUARTER_SECONDS)
-    values = {"code": group.code, "valid_from": instant_text(group.valid_from), "start": instant_text(start)}
+    values = {"code": group.code, "valid_from": group.valid_from, "start": start}
     if group.valid_from > start or (group.valid_until is not None and group.valid_until < end):
         if group.valid_until is None:
-            message = _("Group %(code)s is valid from %(valid_from)s on; the measurement is for %(start)s.")
+            message = gettext_noop("Group %(code)s is valid from %(valid_from)s on; the measurement is for %(start)s.")
         else:
-            values["valid_until"] = instant_text(group.valid_until)
-            message = _(
+            values["valid_until"] = group.valid_until
+            message = gettext_noop(
                 "Group %(code)s is valid from %(valid_from)s to %(valid_until)s; the measurement is for %(start)s."
             )
-        return GroupNotValid(message % values)
+        return GroupNotValid(Message(message, values))
     if group.closed_until is not None and start < group.closed_until:
-        values["closed_until"] = instant_text(group.closed_until)
+        values["closed_until"] = group.closed_until
         return PeriodClosed(
-            _("Group %(code)s is closed until %(closed_until)s; the measurement is for %(start)s.") % values
+            Message(
+                gettext_noop("Group %(code)s is closed until %(closed_until)s; the measurement is for %(start)s."),
+                values,
+            )
         )
     return None
 
@@ -285,11 +288,13 @@ def _plan(cleaned: list, stored: dict, *, correct_final: bool) -> _Plan:
             continue
         if current is not None and current[2] == FINAL and not correct_final:
             error = MeasurementFinal(
-                _(
-                    "The value of %(code)s for %(start)s is final (%(energy)d Wh); "
-                    "it is kept as a clarification case whose resolution applies the correction."
+                Message(
+                    gettext_noop(
+                        "The value of %(code)s for %(start)s is final (%(energy)d Wh); "
+                        "it is kept as a clarification case whose resolution applies the correction."
+                    ),
+                    {"code": group.code, "start": from_epoch(epoch), "energy": current[0]},
                 )
-                % {"code": group.code, "start": instant_text(from_epoch(epoch)), "energy": current[0]}
             )
             plan.result.rejected.append(_refusal(index, error))
             plan.clarify.append((error, index))
@@ -381,6 +386,7 @@ def _keep_for_clarification(*, tenant, label: str, items: list, clarify: list, c
             tenant=tenant,
             reason=ClarificationReason.for_error(error),
             detail=error.detail,
+            detail_message=error.message.as_json() if error.message else None,
             payload=items[index],
             origin=origin(index) if origin is not None else None,
             channel=channel,

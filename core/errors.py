@@ -9,14 +9,16 @@ class BkmError(Exception):
     code = "ERROR"
     http_status = 400
 
-    def __init__(self, detail: str, *, errors: dict[str, list[str]] | None = None):
-        super().__init__(detail)
-        self.detail = detail
+    def __init__(self, detail, *, errors: dict[str, list[str]] | None = None):
+        # ``detail`` is a text, or a ``core.text.Message`` that can be read again in another language.
+        self.message = detail if hasattr(detail, "as_json") else None
+        self.detail = str(detail)
+        super().__init__(self.detail)
         self.errors = errors or {}
 
     @classmethod
     def for_field(cls, field: str, message: str) -> "BkmError":
-        return cls(message, errors={field: [message]})
+        return cls(message, errors={field: [str(message)]})
 
     def as_dict(self) -> dict:
         body = {"code": self.code, "detail": self.detail}

@@ -14,7 +14,7 @@ import re
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.utils.translation import get_language, gettext_lazy
+from django.utils.translation import get_language, gettext, gettext_lazy
 
 from core.errors import InvalidInput
 
@@ -58,6 +58,35 @@ def instant_text(instant: dt.datetime) -> str:
     if instant.second or instant.microsecond:  # an instant off the minute says so, or it would look aligned
         text += f":{instant.second:02d}" + (f".{instant.microsecond:06d}" if instant.microsecond else "")
     return f"{text} ({zone.key})"
+
+
+class Message:
+    """A text for people that can be read again in another language: its English msgid (marked
+    with ``gettext_noop`` where it is written) and its values, instants kept as instants. A
+    clarification case stores it, so a case recorded through the English API reads German on a
+    German dashboard. ``str()`` renders it in the active language."""
+
+    def __init__(self, msgid: str, values: dict | None = None):
+        self.msgid = msgid
+        self.values = dict(values or {})
+
+    def __str__(self) -> str:
+        shown = {key: instant_text(v) if isinstance(v, dt.datetime) else v for key, v in self.values.items()}
+        return gettext(self.msgid) % shown
+
+    def as_json(self) -> dict:
+        values = {
+            key: {"instant": v.isoformat()} if isinstance(v, dt.datetime) else v for key, v in self.values.items()
+        }
+        return {"msgid": self.msgid, "values": values}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Message":
+        values = {
+            key: dt.datetime.fromisoformat(v["instant"]) if isinstance(v, dict) and "instant" in v else v
+            for key, v in data["values"].items()
+        }
+        return cls(data["msgid"], values)
 
 
 def field_label(field: str) -> str:

@@ -11,7 +11,7 @@ from allocation.models import Quality
 from balance_groups.selectors import group_index
 from core.errors import BkmError
 from core.quarters import QUARTER, local_date, parse_instant
-from core.text import instant_text
+from core.text import Message, instant_text
 from transactions.clarify import CORRECTABLE_FIELDS
 from transactions.models import ClarificationReason, ClarificationStatus, ClarificationSubject
 from transactions.services import check_bookable
@@ -52,6 +52,13 @@ class CaseView:
     @property
     def reason(self) -> str:
         return REASON_LABELS.get(self.case.reason, self.case.reason)
+
+    @property
+    def detail(self) -> str:
+        """Why the input was refused, in the operator's language where the case kept it as a message."""
+        if self.case.detail_message:
+            return str(Message.from_json(self.case.detail_message))
+        return self.case.detail
 
     @property
     def status(self) -> str:

@@ -374,6 +374,7 @@ def _write(*, tenant, actor, plan: _Plan, channel: str, clarify: list) -> None:
             tenant=tenant,
             reason=ClarificationReason.for_error(error),
             detail=error.detail,
+            detail_message=error.message.as_json() if error.message else None,
             payload=item,
             channel=channel,
             created_by=label,

@@ -140,7 +140,13 @@ class ClarificationCase(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey("balance_groups.Tenant", on_delete=models.PROTECT, related_name="clarifications")
     reason = models.CharField(max_length=32, choices=ClarificationReason.choices)
-    detail = models.TextField()
+    detail = models.TextField(help_text="Why the input was refused, in English (the API shows it).")
+    detail_message = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The same reason as text and values (core.text.Message), so the dashboard shows it in the "
+        "operator's language; empty for cases recorded before it was kept.",
+    )
     payload = models.JSONField(help_text="The input exactly as received.")
     origin = models.JSONField(
         null=True,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from balance_groups.audit import actor_label, audit_record
 from balance_groups.models import AuditAction, BalanceGroup
@@ -14,7 +15,7 @@ from core.errors import BkmError, BookingFinal, Conflict, GroupNotValid, Invalid
 from core.ledger import ledger_changed
 from core.quarters import from_epoch, require_aligned, to_epoch
 from core.splitting import quarter_parts
-from core.text import instant_text, require_clean_text
+from core.text import Message, require_clean_text
 from transactions.clarify import as_booked, rebook_for
 from transactions.models import (
     Booking,
@@ -43,25 +44,27 @@ def check_bookable(*, source: BalanceGroup, destination: BalanceGroup, start, en
             raise GroupNotValid(validity_text(group, start, end))
         if group.closed_until is not None and start < group.closed_until:
             raise PeriodClosed(
-                _("Group %(code)s is closed until %(closed_until)s; the booking starts %(start)s.")
-                % {"code": group.code, "closed_until": instant_text(group.closed_until), "start": instant_text(start)}
+                Message(
+                    gettext_noop("Group %(code)s is closed until %(closed_until)s; the booking starts %(start)s."),
+                    {"code": group.code, "closed_until": group.closed_until, "start": start},
+                )
             )
 
 
-def validity_text(group: BalanceGroup, start: dt.datetime, end: dt.datetime) -> str:
+def validity_text(group: BalanceGroup, start: dt.datetime, end: dt.datetime) -> Message:
     """Why a booking of ``[start, end)`` lies outside the group's validity."""
-    values = {
-        "code": group.code,
-        "valid_from": instant_text(group.valid_from),
-        "start": instant_text(start),
-        "end": instant_text(end),
-    }
+    values = {"code": group.code, "valid_from": group.valid_from, "start": start, "end": end}
     if group.valid_until is None:
-        return _("Group %(code)s is valid from %(valid_from)s on; the booking covers %(start)s to %(end)s.") % values
-    values["valid_until"] = instant_text(group.valid_until)
-    return (
-        _("Group %(code)s is valid from %(valid_from)s to %(valid_until)s; the booking covers %(start)s to %(end)s.")
-        % values
+        return Message(
+            gettext_noop("Group %(code)s is valid from %(valid_from)s on; the booking covers %(start)s to %(end)s."),
+            values,
+        )
+    values["valid_until"] = group.valid_until
+    return Message(
+        gettext_noop(
+            "Group %(code)s is valid from %(valid_from)s to %(valid_until)s; the booking covers %(start)s to %(end)s."
+        ),
+        values,
     )
 
 
@@ -105,6 +108,7 @@ def clarification_record(*, tenant, actor, error: BkmError, payload: dict, chann
             tenant=tenant,
             reason=ClarificationReason.for_error(error),
             detail=error.detail,
+            detail_message=error.message.as_json() if error.message else None,
             payload=payload,
             channel=channel,
             created_by=actor_label(actor),

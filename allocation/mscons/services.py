@@ -17,7 +17,7 @@ from pathlib import Path
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_noop
 
 from allocation.measurements import LOCK_NAMESPACE, measurements_ingest
 from allocation.models import Interchange, InterchangeStatus
@@ -28,6 +28,7 @@ from balance_groups.selectors import group_index
 from core.db import advisory_xact_lock
 from core.errors import InvalidInput, UnknownMeteringPoint
 from core.quarters import QUARTER_SECONDS, from_epoch, local_date
+from core.text import Message
 from transactions.models import ClarificationCase, ClarificationReason, ClarificationSubject
 
 CHANNEL = "mscons"
@@ -201,14 +202,8 @@ class _Import:
             ClarificationCase(
                 tenant=self.tenant,
                 reason=ClarificationReason.UNKNOWN_METERING_POINT,
-                detail=ngettext(
-                    "%(count)d value for metering point %(metering_point)s, which no group carries. Set it on a "
-                    "group, then rebook: the value is imported from the kept interchange.",
-                    "%(count)d values for metering point %(metering_point)s, which no group carries. Set it on a "
-                    "group, then rebook: the values are imported from the kept interchange.",
-                    span["values"],
-                )
-                % {"count": span["values"], "metering_point": point},
+                detail=str(unknown_point_message(point, span["values"])),
+                detail_message=unknown_point_message(point, span["values"]).as_json(),
                 payload={
                     "metering_point": point,
                     "values": span["values"],
@@ -404,3 +399,16 @@ def mscons_rebook(*, case, actor) -> None:
         _Import(
             tenant=tenant, actor=actor, reader=reader, keep_cases=True, interchange_id=interchange.pk, only=point
         ).run()
+
+
+def unknown_point_message(point: str, count: int) -> Message:
+    # One and many as two texts: German counts like English (one, otherwise many).
+    one = gettext_noop(
+        "%(count)d value for metering point %(metering_point)s, which no group carries. Set it on a "
+        "group, then rebook: the value is imported from the kept interchange."
+    )
+    many = gettext_noop(
+        "%(count)d values for metering point %(metering_point)s, which no group carries. Set it on a "
+        "group, then rebook: the values are imported from the kept interchange."
+    )
+    return Message(one if count == 1 else many, {"count": count, "metering_point": point})

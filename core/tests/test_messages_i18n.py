@@ -5,9 +5,9 @@ import datetime as dt
 import pytest
 from django.utils import translation
 
-from core.errors import InvalidInput, InvalidTimeAlignment
+from core.errors import InvalidInput, InvalidTimeAlignment, PeriodClosed
 from core.quarters import require_aligned, require_window
-from core.text import instant_text
+from core.text import Message, instant_text
 
 UTC = dt.UTC
 OFF_GRID = dt.datetime(2026, 12, 2, 9, 7, tzinfo=UTC)  # 10:07 in Berlin (CET)
@@ -61,3 +61,21 @@ def test_the_api_answers_in_english_whatever_the_client_accepts(api, api_site):
         "The start 2026-12-02 10:07 (Europe/Berlin) is not on a quarter-hour boundary (:00, :15, :30, :45)."
     ]
     assert "Viertelstunde" not in response.content.decode()
+
+
+def test_a_message_kept_as_json_reads_again_in_another_language():
+    closed = dt.datetime(2026, 3, 10, 23, tzinfo=dt.UTC)
+    msgid = "Group %(code)s is closed until %(closed_until)s; the measurement is for %(start)s."
+    with translation.override("en"):
+        error = PeriodClosed(Message(msgid, {"code": "APT", "closed_until": closed, "start": closed}))
+    assert error.detail == (
+        "Group APT is closed until 2026-03-11 00:00 (Europe/Berlin); the measurement is for 2026-03-11 00:00 "
+        "(Europe/Berlin)."
+    )
+    kept = Message.from_json(error.message.as_json())
+    with translation.override("de"):
+        assert str(kept) == (
+            "Der Bilanzkreis APT ist bis 11.03.2026 00:00 (Europe/Berlin) abgeschlossen; der Messwert gilt für "
+            "11.03.2026 00:00 (Europe/Berlin)."
+        )
+    assert InvalidInput("plain text").message is None

@@ -97,6 +97,15 @@ def local(value, fmt: str = "datetime") -> str:
 
 
 @register.filter
+def last_day(end) -> str:
+    """The last local day of a window that ends at ``end`` (exclusive): a month ending at
+    01.12. 00:00 shows as 30.11.2026."""
+    if not isinstance(end, dt.datetime):
+        return local(end)
+    return local(end - dt.timedelta(minutes=15), "date")
+
+
+@register.filter
 def local_zone(value, fmt: str = "datetime") -> str:
     """``local`` with the zone's abbreviation: ``01.12.2026 14:00 (Europe/Berlin)`` reads unambiguously in an error."""
     if not isinstance(value, dt.datetime):

@@ -215,3 +215,21 @@ def test_a_value_outside_the_groups_validity_says_why_it_cannot_be_rebooked(clie
     assert "Rebooking is not possible: group APT is not valid at 2026-03-10 10:00 (Europe/Berlin)." in page.text
     assert f'name="{reopened_case.pk}-action" value="rebook"' not in page.text
     assert f'name="{reopened_case.pk}-action" value="dismiss"' in page.text
+
+
+def test_a_case_recorded_in_english_reads_german_on_a_german_page(client_in, api, site, tenant, operator):
+    """The API records the case in English (its contract); the German page renders the kept message again."""
+    group_close(group=site["APT"], actor=operator, until=NEXT_DAY)
+    item = {"group": "APT", "start": iso(local(10)), "energy_wh": 77}
+    body = {"measurements": [item]}
+    answer = api.post("/api/v1/measurements/bulk", body, format="json", HTTP_ACCEPT_LANGUAGE="de")
+    assert "is closed until 2026-03-11 00:00 (Europe/Berlin)" in answer.json()["rejected"][0]["detail"]
+    case = ClarificationCase.objects.get(payload__energy_wh=77)
+    assert case.detail.startswith("Group APT is closed until 2026-03-11 00:00 (Europe/Berlin)")
+    german = client_in.get(URL, HTTP_ACCEPT_LANGUAGE="de").text
+    assert "Der Bilanzkreis APT ist bis 11.03.2026 00:00 (Europe/Berlin) abgeschlossen" in german
+    assert "the measurement is for" not in german
+    assert "Group APT is closed until 2026-03-11 00:00" in client_in.get(URL, HTTP_ACCEPT_LANGUAGE="en").text
+    # A case recorded before messages were kept shows its stored text.
+    ClarificationCase.objects.filter(pk=case.pk).update(detail_message=None)
+    assert "Group APT is closed until 2026-03-11 00:00" in client_in.get(URL, HTTP_ACCEPT_LANGUAGE="de").text

@@ -166,6 +166,7 @@ def test_the_page_shows_prices_and_amounts_in_german(client_in, scheme_site):
     assert base_fee["amount_eur"] == Decimal("48.90")
     assert '<td class="num">48,90</td>' in page
     assert "27,5 ct/kWh" in page and "30 ct/kWh" in page and "48,90 EUR/Monat" in page
+    assert "<td>01.03.\u201331.03.2026</td>" in page and "01.04.2026 00:00" not in page  # a line ends on its last day
     total = statement["amounts"]["total_eur"]
     assert f'data-testid="total">{total:.2f}</td>'.replace(".", ",") in page
     with translation.override("de"):
