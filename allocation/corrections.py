@@ -192,7 +192,7 @@ def correction_book(*, case, actor) -> str | None:
         correction.save()
         _book_lines(correction, groups, pairs, old, new)
         if pairs:
-            mark_changed(tenant_id=tenant.pk, start=t, end=t + QUARTER)
+            mark_changed(tenant_id=tenant.pk, windows=[(t, t + QUARTER)])
         _audit(correction, actor, lines=len(pairs))
     if not pairs:
         return _("The late value changes no allocation of %(quarter)s; nothing was booked.") % {

@@ -351,7 +351,10 @@ def _write(*, tenant, label: str, plan: _Plan, now: dt.datetime) -> None:
         _update(list(plan.updates.values()), label=label, now=now)
     epochs = plan.touched
     if epochs:
-        mark_changed(tenant_id=tenant.pk, start=from_epoch(min(epochs)), end=from_epoch(max(epochs) + QUARTER_SECONDS))
+        mark_changed(
+            tenant_id=tenant.pk,
+            windows=[(from_epoch(epoch), from_epoch(epoch + QUARTER_SECONDS)) for epoch in sorted(set(epochs))],
+        )
 
 
 def _update(values: list, *, label: str, now: dt.datetime) -> None:

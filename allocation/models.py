@@ -6,14 +6,15 @@ import zlib
 
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
 
 from core.status import Status
 
 
 class Quality(models.TextChoices):
-    MEASURED = "measured", "Measured"  # MSCONS 220: a true value
-    SUBSTITUTE = "substitute", "Substitute"  # MSCONS 67: Ersatzwert
-    ESTIMATED = "estimated", "Estimated"  # MSCONS 201 / Z18
+    MEASURED = "measured", _("Measured")  # MSCONS 220: a true value
+    SUBSTITUTE = "substitute", _("Substitute value")  # MSCONS 67: Ersatzwert
+    ESTIMATED = "estimated", _("Estimated")  # MSCONS 201 / Z18
 
 
 class Measurement(models.Model):
@@ -58,9 +59,9 @@ class Measurement(models.Model):
 
 
 class AllocationMethod(models.TextChoices):
-    DYNAMIC = "dynamic", "Dynamic (in proportion to consumption)"
-    STATIC = "static", "Static (fixed shares)"
-    STATIC_REDISTRIBUTED = "static_redistributed", "Static, unused shares redistributed"
+    DYNAMIC = "dynamic", _("Dynamic (in proportion to consumption)")
+    STATIC = "static", _("Static (fixed shares)")
+    STATIC_REDISTRIBUTED = "static_redistributed", _("Static, unused shares redistributed")
 
 
 class AllocationScheme(models.Model):
@@ -261,9 +262,9 @@ class DayValue(models.Model):
 
 
 class InterchangeStatus(models.TextChoices):
-    PREVIEWED = "previewed", "Previewed, not imported"
-    IMPORTED = "imported", "Imported"
-    REFUSED = "refused", "Refused as a whole"
+    PREVIEWED = "previewed", _("Previewed, not imported")
+    IMPORTED = "imported", _("Imported")
+    REFUSED = "refused", _("Refused as a whole")
 
 
 class Interchange(models.Model):

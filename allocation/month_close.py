@@ -30,7 +30,7 @@ from balance_groups.services import group_close
 from core.errors import BkmError, Conflict, NotFound
 from core.quarters import QUARTER, buckets, local_date, local_day_bounds, parse_instant
 from core.status import Status
-from core.text import instant_text
+from core.text import day_text, instant_text
 from settlement.selectors import stale_days
 from transactions.models import Booking, BookingKind, ClarificationCase, ClarificationStatus
 from transactions.selectors import case_group_refs
@@ -137,7 +137,7 @@ def _provisional_bookings(windows: dict, end: dt.datetime, codes: dict) -> list[
             "%(code)s has %(count)d provisional booking in the period (first on %(day)s).",
             "%(code)s has %(count)d provisional bookings in the period (first on %(day)s).",
             count,
-        ) % {"code": codes[group_id], "count": count, "day": day.isoformat()}
+        ) % {"code": codes[group_id], "count": count, "day": day_text(day)}
         blockers.append(
             _blocker(
                 "provisional_bookings",
@@ -167,7 +167,7 @@ def _provisional_measurements(windows: dict, end: dt.datetime, codes: dict) -> l
             "%(code)s has %(count)d provisional measurement (first on %(day)s).",
             "%(code)s has %(count)d provisional measurements (first on %(day)s).",
             row["n"],
-        ) % {"code": codes[row["group"]], "count": row["n"], "day": day.isoformat()}
+        ) % {"code": codes[row["group"]], "count": row["n"], "day": day_text(day)}
         blockers.append(
             _blocker(
                 "provisional_measurements",
@@ -213,7 +213,7 @@ def _gaps(*, tenant, windows: dict, since: dt.datetime, end: dt.datetime) -> lis
             "Scheme %(code)s has %(count)d quarter-hour without every participant's measurement (first on %(day)s).",
             "Scheme %(code)s has %(count)d quarter-hours without every participant's measurement (first on %(day)s).",
             total,
-        ) % {"code": code, "count": total, "day": first.isoformat()}
+        ) % {"code": code, "count": total, "day": day_text(first)}
         blockers.append(
             _blocker(
                 "gaps",
@@ -300,7 +300,7 @@ def _checklist(*, tenant, top: BalanceGroup, month: str) -> dict:
                         "%(count)d days wait for the settlement run (first: %(day)s).",
                         len(stale),
                     )
-                    % {"count": len(stale), "day": first.isoformat()},
+                    % {"count": len(stale), "day": day_text(first)},
                     "dashboard:runs",
                 )
             )

@@ -8,7 +8,7 @@ import datetime as dt
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Max, Min, Q
+from django.db.models import Q
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -242,11 +242,14 @@ def scheme_change(
 
 def _announce_measured_days(scheme: AllocationScheme, *, groups) -> None:
     """A first version starting in the past allocates the days that already hold its measurements."""
-    span = Measurement.objects.filter(group__in=groups, quarter_start__gte=scheme.effective_from).aggregate(
-        first=Min("quarter_start"), last=Max("quarter_start")
+    quarters = (
+        Measurement.objects.filter(group__in=groups, quarter_start__gte=scheme.effective_from)
+        .values_list("quarter_start", flat=True)
+        .distinct()
     )
-    if span["first"] is not None:
-        mark_changed(tenant_id=scheme.tenant_id, start=span["first"], end=span["last"] + QUARTER)
+    windows = [(quarter, quarter + QUARTER) for quarter in quarters.iterator()]
+    if windows:
+        mark_changed(tenant_id=scheme.tenant_id, windows=windows)
 
 
 ERRORS_BY_CODE = {error.code: error for error in (InvalidInput, PeriodClosed, MeasurementFinal)}

@@ -5,6 +5,7 @@ import uuid
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
 
 
 class Tenant(models.Model):
@@ -63,9 +64,9 @@ class ApiClient(models.Model):
 
 
 class GroupKind(models.TextChoices):
-    BALANCE = "balance", "Balance"
-    SOURCE = "source", "Source"
-    CONSUMER = "consumer", "Consumer"
+    BALANCE = "balance", _("Balance")
+    SOURCE = "source", _("Source")
+    CONSUMER = "consumer", _("Consumer")
 
 
 class BalanceGroup(models.Model):
@@ -109,28 +110,28 @@ class BalanceGroup(models.Model):
 class AuditAction(models.TextChoices):
     """Every kind of write, as the audit trail names it."""
 
-    API_CLIENT_CREATE = "api_client.create", "API client created"
-    API_CLIENT_REVOKE = "api_client.revoke", "API client revoked"
-    GROUP_CREATE = "group.create", "Group created"
-    GROUP_UPDATE = "group.update", "Group changed"
-    GROUP_CLOSE = "group.close", "Group closed"
-    GROUP_DELETE = "group.delete", "Group deleted"
-    RULE_CHANGE = "rule.change", "Settlement rule changed"
-    BOOKING_CREATE = "booking.create", "Booking created"
-    BOOKING_REPLACE = "booking.replace", "Booking replaced"
-    BOOKING_FINALIZE = "booking.finalize", "Booking finalized"
-    BOOKING_REVERSE = "booking.reverse", "Booking reversed"
-    BOOKING_BULK_INGEST = "booking.bulk_ingest", "Bookings ingested in bulk"
-    CLARIFICATION_CREATE = "clarification.create", "Clarification case recorded"
-    CLARIFICATION_REBOOK = "clarification.rebook", "Clarification case rebooked"
-    CLARIFICATION_DISMISS = "clarification.dismiss", "Clarification case dismissed"
-    SETTLEMENT_REQUEST = "settlement.request", "Settlement run requested"
-    SETTLEMENT_RUN = "settlement.run", "Settlement run finished"
-    SETTLEMENT_APPLY = "settlement.apply", "Settlement bookings written"
-    MEASUREMENT_INGEST = "measurement.ingest", "Measurements ingested"
-    MEASUREMENT_CORRECT = "measurement.correct", "Final measurement corrected"
-    SCHEME_CHANGE = "scheme.change", "Allocation scheme version added"
-    SITE_MONTH_CLOSE = "site.month_close", "Month closed for a site"
+    API_CLIENT_CREATE = "api_client.create", _("API client created")
+    API_CLIENT_REVOKE = "api_client.revoke", _("API client revoked")
+    GROUP_CREATE = "group.create", _("Group created")
+    GROUP_UPDATE = "group.update", _("Group changed")
+    GROUP_CLOSE = "group.close", _("Group closed")
+    GROUP_DELETE = "group.delete", _("Group deleted")
+    RULE_CHANGE = "rule.change", _("Settlement rule changed")
+    BOOKING_CREATE = "booking.create", _("Booking created")
+    BOOKING_REPLACE = "booking.replace", _("Booking replaced")
+    BOOKING_FINALIZE = "booking.finalize", _("Booking finalized")
+    BOOKING_REVERSE = "booking.reverse", _("Booking reversed")
+    BOOKING_BULK_INGEST = "booking.bulk_ingest", _("Bookings ingested in bulk")
+    CLARIFICATION_CREATE = "clarification.create", _("Clarification case recorded")
+    CLARIFICATION_REBOOK = "clarification.rebook", _("Clarification case rebooked")
+    CLARIFICATION_DISMISS = "clarification.dismiss", _("Clarification case dismissed")
+    SETTLEMENT_REQUEST = "settlement.request", _("Settlement run requested")
+    SETTLEMENT_RUN = "settlement.run", _("Settlement run finished")
+    SETTLEMENT_APPLY = "settlement.apply", _("Settlement bookings written")
+    MEASUREMENT_INGEST = "measurement.ingest", _("Measurements ingested")
+    MEASUREMENT_CORRECT = "measurement.correct", _("Final measurement corrected")
+    SCHEME_CHANGE = "scheme.change", _("Allocation scheme version added")
+    SITE_MONTH_CLOSE = "site.month_close", _("Month closed for a site")
 
 
 class AuditEntry(models.Model):

@@ -131,7 +131,7 @@ def allocate_in_fresh_process(url: str, tenant_id) -> dict:
     from settlement.services import settlement_dirty_process
     from transactions.models import Booking, BookingKind
 
-    days = DirtyDay.objects.filter(tenant_id=tenant_id).count()
+    days = DirtyDay.objects.filter(tenant_id=tenant_id).values("day_start").distinct().count()
     ready_rss = peak_rss_kib(os.getpid())
     started = time.perf_counter()
     runs = settlement_dirty_process(tenant_id=tenant_id)

@@ -18,4 +18,21 @@ def send(task_name: str, kwargs: dict) -> None:
 
 
 def enqueue_on_commit(task_name: str, **kwargs) -> None:
-    transaction.on_commit(lambda: send(task_name, kwargs))
+    """Send the task once the current transaction commits; once, however often one transaction asks.
+
+    A request with the same arguments that is already waiting is enough if it survives whenever this
+    one would: it was registered outside every savepoint this one is inside of.
+    """
+    connection = transaction.get_connection()
+    key = (task_name, tuple(sorted(kwargs.items())))
+    if connection.in_atomic_block:
+        savepoints = set(connection.savepoint_ids)
+        for registered_in, callback, _robust in connection.run_on_commit:
+            if getattr(callback, "job_key", None) == key and registered_in <= savepoints:
+                return
+
+    def send_on_commit():
+        send(task_name, kwargs)
+
+    send_on_commit.job_key = key
+    transaction.on_commit(send_on_commit)

@@ -11,7 +11,7 @@
 """
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 Listener = Callable[..., None]
 
@@ -19,18 +19,20 @@ _listeners: list[Listener] = []
 
 
 def on_ledger_changed(listener: Listener) -> Listener:
-    """Register ``listener(tenant_id=, start=, end=)``; registering twice has no effect."""
+    """Register ``listener(tenant_id=, windows=)``; registering twice has no effect."""
     if listener not in _listeners:
         _listeners.append(listener)
     return listener
 
 
-def ledger_changed(*, tenant_id, start: dt.datetime, end: dt.datetime) -> None:
-    """Lines of ``tenant_id`` in ``[start, end)`` changed (called inside the writing transaction)."""
+def ledger_changed(*, tenant_id, windows: Iterable[tuple[dt.datetime, dt.datetime]]) -> None:
+    """Lines of ``tenant_id`` in these ``[start, end)`` windows changed (called once per write, inside
+    its transaction: the days between two windows are not touched and not marked)."""
     if not _listeners:
         raise RuntimeError("No listener for ledger changes is registered; is the settlement app installed?")
+    windows = list(windows)
     for listener in _listeners:
-        listener(tenant_id=tenant_id, start=start, end=end)
+        listener(tenant_id=tenant_id, windows=windows)
 
 
 OutsideCheck = Callable[..., bool]

@@ -5,7 +5,8 @@ PostgreSQL text cannot hold NUL, a lone surrogate cannot be encoded at all, and 
 in a code or a name break CSV files and pages. Free text (a note) may hold tabs and line breaks.
 
 Out: instants and field names as messages show them to people, in the active language: an instant
-in the site's local time with the zone named (``instant_text``), a field by its name in words
+in the site's local time with the zone named (``instant_text``), a day as the language writes it
+(``day_text``), a field by its name in words
 (``field_label``), so that no message leads with a raw field name or a UTC ISO string.
 """
 
@@ -27,6 +28,7 @@ _IN_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 # Local time as each language writes it; the zone is always named, so no reader takes it for UTC.
 _INSTANT_FORMATS = {"de": "%d.%m.%Y %H:%M", "en": "%Y-%m-%d %H:%M"}
+_DAY_FORMATS = {"de": "%d.%m.%Y", "en": "%Y-%m-%d"}
 
 # A field as the subject of a sentence ("The start ... is not on a quarter-hour boundary").
 _FIELD_LABELS = {
@@ -58,6 +60,11 @@ def instant_text(instant: dt.datetime) -> str:
     if instant.second or instant.microsecond:  # an instant off the minute says so, or it would look aligned
         text += f":{instant.second:02d}" + (f".{instant.microsecond:06d}" if instant.microsecond else "")
     return f"{text} ({zone.key})"
+
+
+def day_text(day: dt.date) -> str:
+    """A local day for a message: ``2026-11-03`` in English, ``03.11.2026`` in German."""
+    return format(day, _DAY_FORMATS[_language()])
 
 
 class Message:

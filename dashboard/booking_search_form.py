@@ -13,19 +13,8 @@ from transactions.models import BookingKind, BookingStatus
 # The days the other pages show too (dashboard.views.common): the supported range of instants.
 FIRST_DAY, LAST_DAY = EARLIEST.date(), LATEST.date() - dt.timedelta(days=1)
 
-KIND_CHOICES = [
-    ("", _("any kind")),
-    (BookingKind.MANUAL.value, _("manual")),
-    (BookingKind.SETTLEMENT.value, _("settlement")),
-    (BookingKind.REVERSAL.value, _("reversal")),
-    (BookingKind.ALLOCATION.value, _("allocation")),
-    (BookingKind.CORRECTION.value, _("correction")),
-]
-STATUS_CHOICES = [
-    ("", _("any status")),
-    (BookingStatus.PROVISIONAL.value, _("provisional")),
-    (BookingStatus.FINAL.value, _("final")),
-]
+KIND_CHOICES = [("", _("any kind")), *BookingKind.choices]
+STATUS_CHOICES = [("", _("any status")), *BookingStatus.choices]
 MATCH_CHOICES = [("exact", _("exactly")), ("prefix", _("starts with"))]
 
 

@@ -11,28 +11,12 @@ from allocation.models import Quality
 from balance_groups.selectors import group_index
 from core.errors import BkmError
 from core.quarters import QUARTER, local_date, parse_instant
+from core.status import Status
 from core.text import Message, instant_text
+from dashboard.templatetags.formatting import number
 from transactions.clarify import CORRECTABLE_FIELDS
 from transactions.models import ClarificationReason, ClarificationStatus, ClarificationSubject
 from transactions.services import check_bookable
-
-REASON_LABELS = {
-    ClarificationReason.PERIOD_CLOSED: gettext_lazy("Closed period"),
-    ClarificationReason.GROUP_NOT_VALID: gettext_lazy("Group not valid for the period"),
-    ClarificationReason.MEASUREMENT_FINAL: gettext_lazy("Final measurement re-sent with another value"),
-    ClarificationReason.UNKNOWN_METERING_POINT: gettext_lazy("Metering point of no group"),
-}
-STATUS_LABELS = {
-    ClarificationStatus.OPEN: gettext_lazy("Open"),
-    ClarificationStatus.REBOOKED: gettext_lazy("Rebooked"),
-    ClarificationStatus.DISMISSED: gettext_lazy("Dismissed"),
-}
-QUALITY_LABELS = {
-    Quality.MEASURED: gettext_lazy("Measured"),
-    Quality.SUBSTITUTE: gettext_lazy("Substitute value"),
-    Quality.ESTIMATED: gettext_lazy("Estimated"),
-}
-MEASUREMENT_STATUSES = [("provisional", gettext_lazy("Provisional")), ("final", gettext_lazy("Final"))]
 
 
 @dataclass
@@ -51,7 +35,7 @@ class CaseView:
 
     @property
     def reason(self) -> str:
-        return REASON_LABELS.get(self.case.reason, self.case.reason)
+        return ClarificationReason(self.case.reason).label
 
     @property
     def detail(self) -> str:
@@ -62,11 +46,53 @@ class CaseView:
 
     @property
     def status(self) -> str:
-        return STATUS_LABELS.get(self.case.status, self.case.status)
+        return ClarificationStatus(self.case.status).label
+
+    @property
+    def payload_rows(self) -> list[tuple[str, str, str]]:
+        return payload_rows(self.case.payload if isinstance(self.case.payload, dict) else {})
 
     @property
     def rebookable(self) -> bool:
         return not self.blocked
+
+
+PAYLOAD_LABELS = {
+    "external_id": gettext_lazy("External id"),
+    "name": gettext_lazy("Name"),
+    "group": gettext_lazy("Group or metering point"),
+    "metering_point": gettext_lazy("Metering point"),
+    "source": gettext_lazy("From group"),
+    "destination": gettext_lazy("To group"),
+    "start": gettext_lazy("Start"),
+    "end": gettext_lazy("End"),
+    "energy_wh": gettext_lazy("Energy"),
+    "quality": gettext_lazy("Quality"),
+    "status": gettext_lazy("Status"),
+}
+_CHOICES = {"quality": Quality, "status": Status}
+
+
+def payload_value(name: str, value) -> str:
+    """A payload value as people read it: instants local with the zone, Wh grouped, choices named.
+
+    Anything else, and anything that does not parse, is shown exactly as received.
+    """
+    if name in ("start", "end"):
+        instant = _start({"start": value})
+        return instant_text(instant) if instant is not None else str(value)
+    if name == "energy_wh" and isinstance(value, int) and not isinstance(value, bool):
+        return f"{number(value)} Wh"
+    if name in _CHOICES and value in _CHOICES[name].values:
+        return str(_CHOICES[name](value).label)
+    return str(value)
+
+
+def payload_rows(payload: dict) -> list[tuple[str, str, str]]:
+    """(label, shown value, value as received) of each payload field, in the order received."""
+    return [
+        (str(PAYLOAD_LABELS.get(name, name)), payload_value(name, value), str(value)) for name, value in payload.items()
+    ]
 
 
 def _start(payload: dict) -> dt.datetime | None:
@@ -161,7 +187,11 @@ def case_views(cases, *, tenant) -> list[CaseView]:
                 _explain_booking(view)
         elif case.corrected_payload:
             view.corrections = [
-                (name, payload.get(name), value)
+                (
+                    str(PAYLOAD_LABELS.get(name, name)),
+                    payload_value(name, payload.get(name)),
+                    payload_value(name, value),
+                )
                 for name, value in case.corrected_payload.items()
                 if payload.get(name) != value
             ]
@@ -179,10 +209,8 @@ class ClarificationForm(forms.Form):
         label=gettext_lazy("Corrected energy (Wh)"),
         help_text=gettext_lazy("Whole watt-hours; used with “Correct and rebook”."),
     )
-    quality = forms.ChoiceField(
-        required=False, choices=list(QUALITY_LABELS.items()), label=gettext_lazy("Corrected quality")
-    )
-    status = forms.ChoiceField(required=False, choices=MEASUREMENT_STATUSES, label=gettext_lazy("Corrected status"))
+    quality = forms.ChoiceField(required=False, choices=Quality.choices, label=gettext_lazy("Corrected quality"))
+    status = forms.ChoiceField(required=False, choices=Status.choices, label=gettext_lazy("Corrected status"))
     note = forms.CharField(
         required=False,
         max_length=2000,

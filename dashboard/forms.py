@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from django import forms
 from django.conf import settings
-from django.utils import dateformat
+from django.utils import dateformat, formats
 from django.utils.translation import get_language, gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -23,18 +23,6 @@ from settlement.models import SettlementInterval
 
 MAX_TARGETS = 3
 FULL_SHARE = 10000  # basis points: 100 %
-
-# The models' choices are English; the dashboard shows these (also used by the templates' {% translate %}).
-KIND_CHOICES = [
-    (GroupKind.BALANCE, _("Balance")),
-    (GroupKind.SOURCE, _("Source")),
-    (GroupKind.CONSUMER, _("Consumer")),
-]
-INTERVAL_CHOICES = [
-    (SettlementInterval.QUARTER_HOUR, _("15 minutes")),
-    (SettlementInterval.HOUR, _("1 hour")),
-    (SettlementInterval.DAY, _("1 day (local)")),
-]
 
 
 def local_input_value(instant: dt.datetime | None) -> str:
@@ -131,16 +119,38 @@ class ZonedForm(forms.Form):
 
 
 def percent_text(share: int) -> str:
-    """Basis points as a percent an input shows, in the active language: 10000 -> ``100``, 3333 -> ``33,33``."""
+    """Basis points as the percent an input shows, in the active language: 10000 -> ``100``, 1250 -> ``12,5``."""
     whole, rest = divmod(int(share), 100)
-    return number(whole) if not rest else number(Decimal(int(share)) / 100, 2)
+    if not rest:
+        return number(whole)
+    return f"{number(whole)}{formats.get_format('DECIMAL_SEPARATOR')}{rest:02d}".rstrip("0")
 
 
-_PERCENT = re.compile(r"^[0-9]+(?:[.,][0-9]*)?$|^[.,][0-9]+$")
+_PERCENT = re.compile(r"^[+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)$")
+
+
+def percent_to_basis_points(typed: str) -> int:
+    """Exact basis points of a percent with up to two decimals (point or comma): ``12,5`` -> 1250.
+
+    A third decimal is refused, never rounded; so is a negative share. The range is the caller's.
+    """
+    text = typed.strip().removesuffix("%").strip().replace("\u202f", "").replace(" ", "")
+    if not _PERCENT.match(text):
+        raise forms.ValidationError(_("Enter the share in percent, e.g. 60 or 33.33."), code="invalid")
+    percent = Decimal(text.replace(",", "."))
+    if percent < 0:
+        raise forms.ValidationError(_("A share cannot be negative."), code="negative")
+    if percent.as_tuple().exponent < -2:
+        raise forms.ValidationError(
+            _("%(share)s %% has more than two decimals; shares are given to 0.01 %% (one basis point)."),
+            code="decimals",
+            params={"share": typed.strip()},
+        )
+    return int(percent * 100)
 
 
 class SharePercentField(forms.Field):
-    """A share typed in percent with up to two decimals (``33.33`` or ``33,33``), cleaned to exact basis points."""
+    """A parent's share typed in percent (``33.33`` or ``33,33``), cleaned to exact basis points."""
 
     widget = forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "size": "7"})
 
@@ -152,17 +162,10 @@ class SharePercentField(forms.Field):
     def to_python(self, value):
         if value in self.empty_values:
             return None
-        text = str(value).strip().removesuffix("%").strip().replace("\u202f", "").replace(" ", "")
-        if not _PERCENT.match(text):
-            raise forms.ValidationError(_("Enter the share in percent, e.g. 60 or 33.33."), code="invalid")
-        percent = Decimal(text.replace(",", "."))
-        if percent.as_tuple().exponent < -2:
-            raise forms.ValidationError(
-                _("At most two decimals: shares are given to 0.01 % (e.g. 33.33)."), code="decimals"
-            )
-        if not 0 < percent <= 100:
+        share = percent_to_basis_points(str(value))
+        if not 0 < share <= FULL_SHARE:
             raise forms.ValidationError(_("A share is more than 0 % and at most 100 %."), code="range")
-        return int(percent * 100)
+        return share
 
 
 class GroupCreateForm(ZonedForm):
@@ -170,7 +173,7 @@ class GroupCreateForm(ZonedForm):
         max_length=64, label=_("Code"), help_text=_("Unique within your organisation, no spaces, e.g. PV-ROOF.")
     )
     name = forms.CharField(max_length=200, label=_("Name"), help_text=_("The speaking name operators see."))
-    kind = forms.ChoiceField(choices=KIND_CHOICES, label=_("Kind"))
+    kind = forms.ChoiceField(choices=GroupKind.choices, label=_("Kind"))
     valid_from = LocalInstantField(label=_("Valid from"), help_text=_("On a quarter-hour (:00, :15, :30, :45)."))
     valid_until = LocalInstantField(
         required=False, label=_("Valid until"), help_text=_("Optional end of validity (exclusive).")
@@ -242,7 +245,7 @@ class FinalizeUntilForm(ZonedForm):
 
 class RuleChangeForm(ZonedForm):
     interval = forms.ChoiceField(
-        choices=INTERVAL_CHOICES, label=_("Interval"), help_text=_("How often the net is balanced.")
+        choices=SettlementInterval.choices, label=_("Interval"), help_text=_("How often the net is balanced.")
     )
     effective_from = LocalInstantField(
         required=False,

@@ -8,26 +8,18 @@ allowed.
 """
 
 import re
-from decimal import Decimal
 
 from django import forms
-from django.utils import formats
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from allocation.models import AllocationMethod
 from balance_groups.models import GroupKind
-from dashboard.forms import LocalInstantField
+from dashboard.forms import FULL_SHARE, LocalInstantField, percent_text, percent_to_basis_points
 
-FULL_SHARE = 10000
 RESERVED_CODES = ("new",)  # /schemes/new/ is this form: a scheme coded "new" would have no page
 MAX_LINE_ERRORS = 10
 
-METHOD_LABELS = {
-    AllocationMethod.DYNAMIC: gettext_lazy("Dynamic (in proportion to consumption)"),
-    AllocationMethod.STATIC: gettext_lazy("Static (fixed shares)"),
-    AllocationMethod.STATIC_REDISTRIBUTED: gettext_lazy("Static, unused shares redistributed"),
-}
 METHOD_EXPLANATIONS = {
     AllocationMethod.DYNAMIC: gettext_lazy(
         "Each quarter-hour, every source's energy is split in proportion to what each consumer "
@@ -52,35 +44,10 @@ KIND_WORDS = {
 _CONSUMER_LINE = re.compile(r"^(?P<ref>\S+)\s+(?P<share>[+-]?[0-9]*[.,]?[0-9]*)\s*%?$")
 
 
-def percent_text(share: int) -> str:
-    """Basis points as the percent a consumer line carries: 5000 -> ``50``, 1250 -> ``12.5``, 1 -> ``0.01``."""
-    whole, rest = divmod(share, 100)
-    return str(whole) if not rest else f"{whole}.{rest:02d}".rstrip("0")
-
-
-def local_percent_text(share: int) -> str:
-    """``percent_text`` with the active language's decimal sign (``12,5`` in German); both signs are read back."""
-    return percent_text(share).replace(".", formats.get_format("DECIMAL_SEPARATOR"))
-
-
 def consumer_lines(consumers) -> str:
     """A version's consumers as the textarea shows them: ``CODE  SHARE`` with the codes padded to one column."""
     width = max((len(c.group.code) for c in consumers), default=0) + 2
-    return "\n".join(f"{c.group.code.ljust(width)}{local_percent_text(c.share)}" for c in consumers)
-
-
-def _percent_to_basis_points(typed: str) -> int | str:
-    """Exact basis points of a percent (digits with one optional decimal point or comma), or why it is no share."""
-    value = Decimal(typed.replace(",", "."))
-    if value < 0:
-        return _("a share cannot be negative.")
-    if value.as_tuple().exponent < -2:
-        return _("%(share)s %% has more than two decimals; shares are given to 0.01 %% (one basis point).") % {
-            "share": typed
-        }
-    if value > 100:
-        return _("%(share)s %% is more than 100 %%.") % {"share": typed}
-    return int(value * 100)
+    return "\n".join(f"{c.group.code.ljust(width)}{percent_text(c.share)}" for c in consumers)
 
 
 def _price_field(label, help_text, *, max_digits: int, places: int) -> forms.DecimalField:
@@ -108,7 +75,7 @@ class SchemeForm(forms.Form):
         help_text=gettext_lazy("The speaking name operators see, e.g. Mieterstrom Haus A."),
     )
     method = forms.ChoiceField(
-        choices=[(value, METHOD_LABELS[value]) for value in AllocationMethod.values],
+        choices=AllocationMethod.choices,
         widget=forms.RadioSelect,
         label=gettext_lazy("Method"),
     )
@@ -223,9 +190,15 @@ class SchemeForm(forms.Form):
                     _("Line %(line)s: write the code and the share in percent, e.g. APT-1 12.5.") % {"line": number}
                 )
                 continue
-            share = _percent_to_basis_points(match["share"])
-            if isinstance(share, str):
-                errors.append(_("Line %(line)s: %(problem)s") % {"line": number, "problem": share})
+            try:
+                share = percent_to_basis_points(match["share"])
+            except forms.ValidationError as problem:
+                errors.append(_("Line %(line)s: %(problem)s") % {"line": number, "problem": problem.messages[0]})
+                continue
+            if share > FULL_SHARE:
+                errors.append(
+                    _("Line %(line)s: %(share)s %% is more than 100 %%.") % {"line": number, "share": match["share"]}
+                )
                 continue
             group = self._group(match["ref"], number, seen, errors)
             if group is not None:
@@ -235,7 +208,7 @@ class SchemeForm(forms.Form):
             if total != FULL_SHARE:
                 errors.append(
                     _("The shares add up to %(total)s %%; they must add up to exactly 100 %%.")
-                    % {"total": local_percent_text(total)}
+                    % {"total": percent_text(total)}
                 )
         if errors:
             raise forms.ValidationError(_capped(errors))

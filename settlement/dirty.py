@@ -2,7 +2,7 @@
 
 ``mark_changed`` listens to the ledger (``core.ledger``, registered in ``SettlementConfig``)
 and runs inside the writing transaction. The local days it touches are recorded in ``DirtyDay``
-(an upsert, so the mark commits or rolls back with the write). Then:
+(an insert, so the mark commits or rolls back with the write, and never waits for a settlement). Then:
 
 - with a broker, the ``settle_dirty`` task is enqueued on commit (never before: the worker must
   see the write);
@@ -19,7 +19,7 @@ import threading
 
 from core import jobs
 from settlement.engine.units import lock_tenant, settle_units
-from settlement.engine.windows import unit_bounds
+from settlement.engine.windows import units_of
 from settlement.models import DirtyDay
 from settlement.services import settlement_dirty_process
 
@@ -28,22 +28,20 @@ SETTLE_DIRTY_TASK = "settlement.settle_dirty"  # ``settlement.tasks.settle_dirty
 _local = threading.local()
 
 
-def mark_changed(*, tenant_id, start, end) -> None:
-    """Called in the writing transaction whenever lines in ``[start, end)`` change."""
-    units = unit_bounds(start, end)
+def mark_changed(*, tenant_id, windows) -> None:
+    """Called once per write, in its transaction, with the ``[start, end)`` windows whose lines changed:
+    exactly the local days they touch are marked, and one settlement task is enqueued."""
+    units = units_of(windows)
+    if not units:
+        return
     pending = getattr(_local, "pending", None)
     in_process = jobs.in_process()
     if in_process and pending is None:
         # Same lock order as a settlement unit (tenant lock, then the dirty rows): no deadlock.
         lock_tenant(tenant_id)
-    # An upsert that updates an existing mark takes its row lock, so a settlement of that day
-    # that started before this write waits for it and cannot clear the mark under it.
-    DirtyDay.objects.bulk_create(
-        [DirtyDay(tenant_id=tenant_id, day_start=u0) for u0, _ in units],
-        update_conflicts=True,
-        update_fields=["marked_at"],
-        unique_fields=["tenant", "day_start"],
-    )
+    # Plain inserts: no row another transaction holds is touched, so a settlement of the day that
+    # runs meanwhile does not make this write wait, and leaves this mark for the next run.
+    DirtyDay.objects.bulk_create([DirtyDay(tenant_id=tenant_id, day_start=u0) for u0, _ in units])
     if pending is not None:
         pending.add(tenant_id)
     elif in_process:

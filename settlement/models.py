@@ -2,14 +2,15 @@ import uuid
 
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
 
 from core.quarters import QUARTER
 
 
 class SettlementInterval(models.TextChoices):
-    QUARTER_HOUR = "15min", "15 minutes"
-    HOUR = "1h", "1 hour"
-    DAY = "1d", "1 day (local)"
+    QUARTER_HOUR = "15min", _("15 minutes")
+    HOUR = "1h", _("1 hour")
+    DAY = "1d", _("1 day (local)")
 
 
 class SettlementRule(models.Model):
@@ -163,7 +164,12 @@ class SettlementBooking(models.Model):
 
 
 class DirtyDay(models.Model):
-    """A local day (unit of work) of a tenant whose ledger changed since it was last settled."""
+    """A mark: the ledger of a tenant's local day (unit of work) changed since it was last settled.
+
+    Writers only insert marks (one per write and day, no unique key), so a write never waits for a
+    settlement of the same day; the settlement deletes the marks committed when it begins, and a
+    mark written meanwhile stays for the next run. A day is dirty while it has any mark.
+    """
 
     tenant = models.ForeignKey("balance_groups.Tenant", on_delete=models.CASCADE, related_name="+", db_index=False)
     day_start = models.DateTimeField(help_text="UTC start of the local day.")
@@ -171,7 +177,7 @@ class DirtyDay(models.Model):
 
     class Meta:
         ordering = ["tenant", "day_start"]
-        constraints = [models.UniqueConstraint(fields=["tenant", "day_start"], name="dirty_day_unique")]
+        indexes = [models.Index(fields=["tenant", "day_start"], name="dirty_day_tenant_day")]
 
     def __str__(self):
         return f"{self.tenant_id} {self.day_start:%Y-%m-%d %H:%M}Z"
@@ -188,19 +194,19 @@ class SettlementCursor(models.Model):
 
 
 class RunStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    ABANDONED = "abandoned", "Abandoned (its worker stopped; retried)"
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    ABANDONED = "abandoned", _("Abandoned (its worker stopped; retried)")
 
 
 class RunTrigger(models.TextChoices):
-    MANUAL = "manual", "Manual (API or dashboard)"
-    COMMAND = "command", "manage.py settle"
-    SCHEDULE = "schedule", "Periodic job"
-    SERVICE = "service", "Service call"
-    RETRY = "retry", "Retry of an abandoned run"
+    MANUAL = "manual", _("Manual (API or dashboard)")
+    COMMAND = "command", _("manage.py settle")
+    SCHEDULE = "schedule", _("Periodic job")
+    SERVICE = "service", _("Service call")
+    RETRY = "retry", _("Retry of an abandoned run")
 
 
 class SettlementRun(models.Model):

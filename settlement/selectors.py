@@ -58,7 +58,7 @@ def stale_days(*, tenant_id, start: dt.datetime, end: dt.datetime) -> list[tuple
     """The local days overlapping ``[start, end)`` whose ledger changed since they were computed."""
     first = local_day_bounds(local_date(start))[0]
     days = DirtyDay.objects.filter(tenant_id=tenant_id, day_start__gte=first, day_start__lt=end).order_by("day_start")
-    return [local_day_bounds(local_date(day)) for day in days.values_list("day_start", flat=True)]
+    return [local_day_bounds(local_date(day)) for day in days.values_list("day_start", flat=True).distinct()]
 
 
 def up_to_date(*, tenant_id, start: dt.datetime, end: dt.datetime) -> bool:

@@ -209,9 +209,8 @@ def _announce_days_to_settle(group: BalanceGroup, *, since: dt.datetime, now: dt
         return
     quarters = Imbalance.objects.filter(group=group, quarter_start__gte=since, quarter_start__lt=until)
     days = sorted({local_date(quarter) for quarter in quarters.values_list("quarter_start", flat=True).iterator()})
-    for day in days:
-        u0, u1 = local_day_bounds(day)
-        ledger_changed(tenant_id=group.tenant_id, start=u0, end=u1)
+    if days:
+        ledger_changed(tenant_id=group.tenant_id, windows=[local_day_bounds(day) for day in days])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,7 +437,9 @@ def settlement_dirty_process(*, tenant_id=None, now: dt.datetime | None = None) 
     runs = []
     for tenant in tenants.order_by("pk"):
         _mark_ended_windows(tenant, now)
-        days = list(DirtyDay.objects.filter(tenant=tenant).order_by("day_start").values_list("day_start", flat=True))
+        days = list(
+            DirtyDay.objects.filter(tenant=tenant).order_by("day_start").values_list("day_start", flat=True).distinct()
+        )
         if not days:
             continue
         units = [unit_of(day) for day in days]
@@ -467,8 +468,6 @@ def _mark_ended_windows(tenant, now: dt.datetime) -> None:
             return
         # The window that ended exactly at ``since`` may not have been seen: look one quarter back.
         days = {u0 for u0, _ in unit_bounds(since - QUARTER, now)}
-        DirtyDay.objects.bulk_create(
-            [DirtyDay(tenant=tenant, day_start=day) for day in sorted(days)], ignore_conflicts=True
-        )
+        DirtyDay.objects.bulk_create([DirtyDay(tenant=tenant, day_start=day) for day in sorted(days)])
         cursor.checked_until = now
         cursor.save(update_fields=["checked_until"])

@@ -364,11 +364,10 @@ def _write(*, tenant, actor, plan: _Plan, channel: str, clarify: list) -> None:
     label = actor_label(actor)
     if plan.inserts or plan.replaces:
         write_bookings(tenant=tenant, label=label, plan=plan)
-        starts = [row[I_START] for row in plan.inserts] + [row[I_START] for _, row, _ in plan.replaces]
-        ends = [row[I_END] for row in plan.inserts] + [row[I_END] for _, row, _ in plan.replaces]
-        starts += [old[3] for _, _, old in plan.replaces]
-        ends += [old[4] for _, _, old in plan.replaces]
-        ledger_changed(tenant_id=tenant.pk, start=from_epoch(min(starts)), end=from_epoch(max(ends)))
+        spans = {(row[I_START], row[I_END]) for row in plan.inserts}
+        spans |= {(row[I_START], row[I_END]) for _, row, _ in plan.replaces}
+        spans |= {(old[3], old[4]) for _, _, old in plan.replaces}
+        ledger_changed(tenant_id=tenant.pk, windows=[(from_epoch(a), from_epoch(b)) for a, b in sorted(spans)])
     cases = [
         ClarificationCase(
             tenant=tenant,

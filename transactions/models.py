@@ -2,6 +2,8 @@ import uuid
 
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from core.status import Status
 
@@ -9,11 +11,11 @@ BookingStatus = Status  # a booking's status is one of the ledger's two statuses
 
 
 class BookingKind(models.TextChoices):
-    MANUAL = "manual", "Manual"
-    SETTLEMENT = "settlement", "Settlement"
-    REVERSAL = "reversal", "Reversal"
-    ALLOCATION = "allocation", "Allocation"
-    CORRECTION = "correction", "Correction"  # a late value for a closed period, booked in an open one
+    MANUAL = "manual", _("Manual")
+    SETTLEMENT = "settlement", pgettext_lazy("booking kind", "Settlement")
+    REVERSAL = "reversal", _("Reversal")
+    ALLOCATION = "allocation", _("Allocation")
+    CORRECTION = "correction", _("Correction")  # a late value for a closed period, booked in an open one
 
 
 class Booking(models.Model):
@@ -112,10 +114,10 @@ class LedgerLine(models.Model):
 
 
 class ClarificationReason(models.TextChoices):
-    PERIOD_CLOSED = "PERIOD_CLOSED", "Closed period"
-    GROUP_NOT_VALID = "GROUP_NOT_VALID", "Group not valid for the period"
-    MEASUREMENT_FINAL = "MEASUREMENT_FINAL", "Final measurement re-sent with another value"
-    UNKNOWN_METERING_POINT = "UNKNOWN_METERING_POINT", "Metering point of no group"
+    PERIOD_CLOSED = "PERIOD_CLOSED", _("Closed period")
+    GROUP_NOT_VALID = "GROUP_NOT_VALID", _("Group not valid for the period")
+    MEASUREMENT_FINAL = "MEASUREMENT_FINAL", _("Final measurement re-sent with another value")
+    UNKNOWN_METERING_POINT = "UNKNOWN_METERING_POINT", _("Metering point of no group")
 
     @classmethod
     def for_error(cls, error) -> "ClarificationReason":
@@ -124,14 +126,14 @@ class ClarificationReason(models.TextChoices):
 
 
 class ClarificationSubject(models.TextChoices):
-    BOOKING = "booking", "Booking"
-    MEASUREMENT = "measurement", "Measurement"
+    BOOKING = "booking", _("Booking")
+    MEASUREMENT = "measurement", _("Measurement")
 
 
 class ClarificationStatus(models.TextChoices):
-    OPEN = "open", "Open"
-    REBOOKED = "rebooked", "Rebooked"
-    DISMISSED = "dismissed", "Dismissed"
+    OPEN = "open", _("Open")
+    REBOOKED = "rebooked", _("Rebooked")
+    DISMISSED = "dismissed", _("Dismissed")
 
 
 class ClarificationCase(models.Model):

@@ -113,7 +113,7 @@ def booking_actions(booking: Booking) -> BookingActions:
     Reads the booking's groups (select them with it) and ``is_reversed`` when annotated.
     """
     if booking.status == BookingStatus.PROVISIONAL:
-        if booking.kind == BookingKind.SETTLEMENT:
+        if booking.kind != BookingKind.MANUAL:
             return BookingActions()  # final by itself once its inputs are
         if _closed_for(booking):
             return BookingActions(reason=_("period closed"))

@@ -210,8 +210,7 @@ def _booking_write(*, tenant, actor, external_id, content) -> BookingResult:
         audit_record(
             tenant=tenant, actor=actor, action=AuditAction.BOOKING_REPLACE, obj=existing, data=_audit_content(content)
         )
-        ledger_changed(tenant_id=tenant.pk, start=old_window[0], end=old_window[1])
-        ledger_changed(tenant_id=tenant.pk, start=existing.start, end=existing.end)
+        ledger_changed(tenant_id=tenant.pk, windows=[old_window, (existing.start, existing.end)])
         return BookingResult(existing, "replaced")
     with transaction.atomic():
         booking = Booking.objects.create(
@@ -227,7 +226,7 @@ def _booking_write(*, tenant, actor, external_id, content) -> BookingResult:
     audit_record(
         tenant=tenant, actor=actor, action=AuditAction.BOOKING_CREATE, obj=booking, data=_audit_content(content)
     )
-    ledger_changed(tenant_id=tenant.pk, start=booking.start, end=booking.end)
+    ledger_changed(tenant_id=tenant.pk, windows=[(booking.start, booking.end)])
     return BookingResult(booking, "created")
 
 
@@ -239,19 +238,25 @@ def _audit_content(content: dict) -> dict:
 
 @transaction.atomic
 def booking_finalize(*, booking: Booking, actor) -> Booking:
-    """Make a manual booking final (again on a final one: no change)."""
+    """Make a booking entered by hand final (again on a final one: no change)."""
     booking = Booking.objects.select_for_update().get(pk=booking.pk)
     if booking.status == BookingStatus.FINAL:
         return booking
-    if booking.kind == BookingKind.SETTLEMENT:
-        raise Conflict(_("Settlement bookings become final by themselves once all their inputs are final."))
+    if booking.kind != BookingKind.MANUAL:  # the engine's bookings follow their inputs' status
+        raise Conflict(
+            _(
+                "Only bookings entered by hand are finalized by hand; one of kind %(kind)s becomes final "
+                "by itself once all its inputs are final."
+            )
+            % {"kind": booking.kind}
+        )
     booking.status = BookingStatus.FINAL
     booking.finalized_at = timezone.now()
     booking.updated_by = actor_label(actor)
     booking.save(update_fields=["status", "finalized_at", "updated_by", "updated_at"])
     booking.lines.update(is_final=True)
     audit_record(tenant=booking.tenant, actor=actor, action=AuditAction.BOOKING_FINALIZE, obj=booking)
-    ledger_changed(tenant_id=booking.tenant_id, start=booking.start, end=booking.end)
+    ledger_changed(tenant_id=booking.tenant_id, windows=[(booking.start, booking.end)])
     return booking
 
 
@@ -262,7 +267,7 @@ def bookings_finalize_until(*, group: BalanceGroup, actor, until: dt.datetime) -
     pending = (
         group_bookings(group=group)
         .filter(end__lte=until, status=BookingStatus.PROVISIONAL)
-        .exclude(kind=BookingKind.SETTLEMENT)
+        .filter(kind=BookingKind.MANUAL)
         .order_by("start")
     )
     count = 0
@@ -323,7 +328,7 @@ def booking_reverse(*, booking: Booking, actor) -> Booking:
         obj=reversal,
         data={"reverses": str(booking.pk)},
     )
-    ledger_changed(tenant_id=booking.tenant_id, start=booking.start, end=booking.end)
+    ledger_changed(tenant_id=booking.tenant_id, windows=[(booking.start, booking.end)])
     return reversal
 
 

@@ -165,3 +165,17 @@ def test_a_quarter_hour_not_over_yet_is_no_gap(site, make_scheme):
     window = {"start": now - dt.timedelta(hours=1), "end": now + dt.timedelta(hours=1), "resolution": "15min"}
     gaps = [interval["gaps"] for interval in scheme_allocation(scheme=scheme, **window)["intervals"]]
     assert gaps == [1, 1, 1, 1, 0, 0, 0, 0]  # the four past quarter-hours lack values; the rest is not over
+
+
+def test_an_allocation_booking_is_not_finalized_by_hand(site, make_scheme, measure, operator):
+    from core.errors import Conflict
+    from transactions.services import booking_finalize, bookings_finalize_until
+
+    make_scheme("dynamic", sources=[site.pv])
+    measure({site.pv: [100], site.apt1: [50], site.apt2: [50]})
+    flow = Booking.objects.filter(kind=BookingKind.ALLOCATION, destination=site.apt1).first()
+    with pytest.raises(Conflict, match="becomes final by itself once all its inputs are final"):
+        booking_finalize(booking=flow, actor=operator)
+    assert bookings_finalize_until(group=site.apt1, actor=operator, until=T0 + dt.timedelta(days=1)) == 0
+    assert set(Booking.objects.filter(kind=BookingKind.ALLOCATION).values_list("status", flat=True)) == {"provisional"}
+    assert not list(ledger_violations())

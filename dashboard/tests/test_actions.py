@@ -168,7 +168,7 @@ def test_finalize_a_settlement_booking_is_refused(client_in, tenant, flows):
     settlement = Booking.objects.filter(tenant=tenant, kind=BookingKind.SETTLEMENT, status="provisional").first()
     assert settlement is not None
     response = client_in.post(reverse("dashboard:booking-finalize", args=[settlement.pk]), follow=True)
-    assert any("was not finalized" in text and "become final by themselves" in text for text in flash(response))
+    assert any("was not finalized" in text and "becomes final by itself" in text for text in flash(response))
 
 
 def test_finalize_until_for_a_group(client_in, site, flows, book):

@@ -194,7 +194,7 @@ def test_search_page_in_german(client_in, site, book):
         assert text in html, text
     assert '<td class="num">7.961</td>' in html
     assert "10.03.2026 12:00" in html
-    assert "vorläufig" in html and "manuell" in html
+    assert "vorläufig" in html and "<td>Manuell</td>" in html
     assert "1 Buchung." in html
     bad = client_in.get(URL, {"date_from": "2026-03-11", "date_to": "2026-03-10"}, HTTP_ACCEPT_LANGUAGE="de")
     assert bad.status_code == 400

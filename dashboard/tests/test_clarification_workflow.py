@@ -97,8 +97,8 @@ def test_a_corrected_measurement_is_booked_with_the_edited_value_and_the_origina
     assert audit.data["corrected"]["energy_wh"] == 130
     done = client_in.get(URL, {"status": "rebooked"})
     assert "Payload as received" in done.text
-    assert "120 Wh received, 130 Wh booked" in done.text
-    assert "provisional received, final booked" in done.text
+    assert "received: 120 Wh · booked: 130 Wh" in done.text
+    assert "received: Provisional · booked: Final" in done.text
 
 
 def test_a_corrected_value_is_validated_like_any_input(client_in, reopened_case):
@@ -205,7 +205,7 @@ def test_the_page_in_german(client_in, reopened_case):
         HTTP_ACCEPT_LANGUAGE="de",
     )
     done = client_in.get(URL, {"status": "rebooked"}, HTTP_ACCEPT_LANGUAGE="de")
-    assert "120 Wh empfangen, 1.234 Wh gebucht" in done.text
+    assert "empfangen: 120 Wh · gebucht: 1.234 Wh" in done.text
     assert "Neu gebucht" in done.text
 
 
@@ -233,3 +233,13 @@ def test_a_case_recorded_in_english_reads_german_on_a_german_page(client_in, api
     # A case recorded before messages were kept shows its stored text.
     ClarificationCase.objects.filter(pk=case.pk).update(detail_message=None)
     assert "Group APT is closed until 2026-03-11 00:00" in client_in.get(URL, HTTP_ACCEPT_LANGUAGE="de").text
+
+
+def test_a_case_shows_its_data_in_words_in_local_time(client_in, tenant, operator, closed_day):
+    late_value(tenant, operator, wh=1234, quality="substitute")
+    page = client_in.get(URL, HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    received = iso(local(10))
+    assert f'<dt>Beginn</dt><dd title="{received}">10.03.2026 10:00 (Europe/Berlin)</dd>' in page
+    assert '<dt>Energie</dt><dd title="1234">1.234 Wh</dd>' in page
+    assert '<dt>Qualität</dt><dd title="substitute">Ersatzwert</dd>' in page
+    assert "<dt>start</dt>" not in page and "<dt>energy_wh</dt>" not in page

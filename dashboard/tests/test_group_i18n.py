@@ -102,7 +102,7 @@ def test_shares_in_percent_are_exact_basis_points(shares, basis_points):
 @pytest.mark.parametrize(
     ("shares", "field", "message"),
     [
-        (("33.333", "66,667"), "share_1", "At most two decimals"),
+        (("33.333", "66,667"), "share_1", "33.333 % has more than two decimals"),
         (("abc",), "share_1", "Enter the share in percent"),
         (("0",), "share_1", "more than 0 % and at most 100 %"),
         (("150",), "share_1", "more than 0 % and at most 100 %"),

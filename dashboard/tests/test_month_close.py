@@ -33,6 +33,12 @@ def flash(response) -> list[str]:
     return [str(message) for message in get_messages(response.wsgi_request)]
 
 
+def test_a_german_checklist_writes_its_days_the_german_way(client_in, site, flows):
+    content = client_in.get(url("GRID-CONNECTION"), HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    assert "APT hat 1 vorläufige Buchung im Zeitraum (erste am 10.03.2026)." in content
+    assert "2026-03-10)" not in content
+
+
 def test_the_page_shows_the_checklist_and_what_will_be_closed(client_in, site, flows):
     response = client_in.get(url("GRID-CONNECTION"))
     assert response.status_code == 200

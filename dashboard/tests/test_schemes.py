@@ -15,7 +15,7 @@ from balance_groups.factories import GroupFactory
 from core.quarters import QUARTER, site_zone
 from core.testing import iso
 from dashboard.charts import TOP_CONSUMERS
-from dashboard.scheme_forms import percent_text
+from dashboard.forms import percent_text
 from dashboard.tests.conftest import DAY, DAY_START, local
 from dashboard.tests.scheme_site import GAP, SUBSTITUTES, build_scheme_site
 
@@ -338,7 +338,7 @@ def test_the_create_form_explains_the_methods_and_the_timing(client_in, site):
         ({"consumers": "APT 60\nNOPE 40"}, "consumers", "Line 2: no balance group with code 'NOPE'."),
         ({"consumers": "APT 60\nAPT 40"}, "consumers", "Line 2: APT is listed already (line 1)."),
         ({"consumers": "APT sixty"}, "consumers", "Line 1: write the code and the share in percent"),
-        ({"consumers": "APT -5"}, "consumers", "Line 1: a share cannot be negative."),
+        ({"consumers": "APT -5"}, "consumers", "Line 1: A share cannot be negative."),
         ({"consumers": "APT 101"}, "consumers", "Line 1: 101 % is more than 100 %."),
         ({"consumers": "APT 99.5"}, "consumers", "The shares add up to 99.5 %; they must add up to exactly 100 %."),
         ({"consumers": "PV 100"}, "consumers", "PV is not a consumer; only groups of kind consumer can be consumers."),

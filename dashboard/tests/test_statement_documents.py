@@ -220,8 +220,8 @@ def test_the_compiled_catalogue_matches_its_source():
     catalogue = polib.pofile(str(CATALOGUE / "django.po"))
     with open(CATALOGUE / "django.mo", "rb") as mo:
         compiled = gettext.GNUTranslations(mo)
-    msgids = [entry.msgid for entry in catalogue]
-    assert len(msgids) == len(set(msgids)), "a msgid is in the catalogue twice"
+    keys = [(entry.msgctxt, entry.msgid) for entry in catalogue]
+    assert len(keys) == len(set(keys)), "a msgid is in the catalogue twice"
     assert "plural=(n != 1)" in catalogue.metadata["Plural-Forms"]
     assert catalogue.metadata["Content-Type"] == "text/plain; charset=UTF-8"
     checked = 0
@@ -229,6 +229,9 @@ def test_the_compiled_catalogue_matches_its_source():
         if entry.msgid_plural:
             assert compiled.ngettext(entry.msgid, entry.msgid_plural, 1) == entry.msgstr_plural[0]
             assert compiled.ngettext(entry.msgid, entry.msgid_plural, 2) == entry.msgstr_plural[1]
+            checked += 1
+        elif entry.msgstr and entry.msgctxt:
+            assert compiled.pgettext(entry.msgctxt, entry.msgid) == entry.msgstr, entry.msgid
             checked += 1
         elif entry.msgstr:
             assert compiled.gettext(entry.msgid) == entry.msgstr, entry.msgid

@@ -7,7 +7,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from core.errors import BkmError
-from dashboard.clarification_cases import STATUS_LABELS, ClarificationForm, case_views
+from dashboard.clarification_cases import ClarificationForm, case_views
 from dashboard.views.common import apply_error, scoped_or_404, tenant_view
 from transactions.clarify import corrected_payload
 from transactions.models import ClarificationStatus
@@ -30,7 +30,7 @@ def _render_list(request, tenant, bound_case=None, bound_form=None, status=200):
             bound = bound_case is not None and view.case.pk == bound_case.pk
             view.form = bound_form if bound else ClarificationForm(view=view)
     rows = [{"case": view.case, "form": view.form, "view": view} for view in views]
-    context = {"page": page, "rows": rows, "show": show, "statuses": STATUS_LABELS.items()}
+    context = {"page": page, "rows": rows, "show": show, "statuses": ClarificationStatus.choices}
     return render(request, "dashboard/clarifications.html", context, status=status)
 
 

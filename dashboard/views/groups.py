@@ -80,8 +80,8 @@ def _fully_closed(group) -> bool:
 
 
 def _pending_bookings(group):
-    """The group's provisional bookings an operator can finalize (settlement bookings become final by themselves)."""
-    return group_bookings(group=group).filter(status=BookingStatus.PROVISIONAL).exclude(kind=BookingKind.SETTLEMENT)
+    """The group's provisional bookings an operator can finalize (the engine's become final by themselves)."""
+    return group_bookings(group=group).filter(status=BookingStatus.PROVISIONAL, kind=BookingKind.MANUAL)
 
 
 def _rule_change_refusal(group, next_change) -> str:

@@ -5,26 +5,24 @@ import datetime as dt
 from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
-from allocation.models import InterchangeStatus
+from allocation.models import InterchangeStatus, Quality
 from allocation.mscons.services import mscons_import, mscons_import_previewed
 from allocation.selectors import interchange_list
 from core.errors import BkmError
 from core.quarters import local_day_bounds
-from dashboard.clarification_cases import QUALITY_LABELS
 from dashboard.forms import MsconsUploadForm, PreviewedImportForm, refuse_oversized_upload
 from dashboard.views.common import apply_error, attachment, scoped_or_404, tenant_view
 
 INTERCHANGES_PER_PAGE = 50
 ROWS_SHOWN = 1000  # of the refusals and of the day table; the counts above them are complete
 CHANNEL = "dashboard"
-STATUS_LABELS = {
-    InterchangeStatus.PREVIEWED: gettext_lazy("Previewed, not imported"),
-    InterchangeStatus.IMPORTED: gettext_lazy("Imported"),
-    InterchangeStatus.REFUSED: gettext_lazy("Refused as a whole"),
-}
+
+
+def _label(choices, value: str) -> str:
+    """The label of a stored value; a value this version does not know is shown as it is."""
+    return choices(value).label if value in choices.values else value
 
 
 def _day_row(row: dict) -> dict:
@@ -35,7 +33,7 @@ def _day_row(row: dict) -> dict:
         day_start = local_day_bounds(day)[0]
     except (TypeError, ValueError, OverflowError):
         day_start = None
-    qualities = [(QUALITY_LABELS.get(quality, quality), count) for quality, count in row.get("qualities", {}).items()]
+    qualities = [(_label(Quality, quality), count) for quality, count in row.get("qualities", {}).items()]
     return {**row, "day_start": day_start, "quality_counts": qualities}
 
 
@@ -91,7 +89,7 @@ def mscons_interchanges(request, tenant):
     rows = interchange_list(tenant=tenant).defer("refusals", "days")
     page = Paginator(rows, INTERCHANGES_PER_PAGE).get_page(request.GET.get("page"))
     for row in page:
-        row.status_label = STATUS_LABELS.get(row.status, row.status)
+        row.status_label = _label(InterchangeStatus, row.status)
     return render(request, "dashboard/mscons_interchanges.html", {"page": page})
 
 
@@ -102,7 +100,7 @@ def mscons_interchange(request, tenant, pk):
     context = {
         "interchange": interchange,
         "previewed": previewed,
-        "status_label": STATUS_LABELS.get(interchange.status, interchange.status),
+        "status_label": _label(InterchangeStatus, interchange.status),
         "importable": previewed and not interchange.duplicate_of_id,  # a copy would change nothing
         # The checksum in four parts a narrow screen may break between (copied whole).
         "sha256_parts": [interchange.sha256[i : i + 16] for i in range(0, len(interchange.sha256), 16)],

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_http_methods
 
+from allocation.models import AllocationMethod
 from allocation.selectors import consumer_allocation, scheme_allocation, scheme_in_force, scheme_list
 from allocation.services import scheme_change
 from balance_groups.selectors import group_index
@@ -24,7 +25,6 @@ from core.quarters import QUARTER, local_date, next_quarter_after
 from dashboard.charts import consumer_chart_data, scheme_chart_data
 from dashboard.scheme_forms import (
     METHOD_EXPLANATIONS,
-    METHOD_LABELS,
     SchemeForm,
     consumer_lines,
 )
@@ -94,7 +94,7 @@ def _describe(versions, now: dt.datetime) -> list:
     current = _in_force(versions, now)
     for version in versions:
         version.explanation = METHOD_EXPLANATIONS[version.method]
-        version.method_label = METHOD_LABELS[version.method]
+        version.method_label = AllocationMethod(version.method).label
         version.is_current = version is current
         version.is_future = version.effective_from > now
         version.prices_text = _prices_text(version)
@@ -122,7 +122,7 @@ def scheme_index(request, tenant):
                 "sources": list(shown.sources.all()),
                 "consumers": len(shown.consumers.all()),
                 "explanation": METHOD_EXPLANATIONS[shown.method],
-                "method_label": METHOD_LABELS[shown.method],
+                "method_label": AllocationMethod(shown.method).label,
             }
         )
     return render(request, "dashboard/schemes.html", {"rows": rows, "zone": zone_name()})
@@ -228,7 +228,7 @@ def scheme_detail(request, tenant, code):
         "code": code,
         "latest": versions[-1],
         "current": current,
-        "current_method": METHOD_LABELS[current.method] if current else None,
+        "current_method": AllocationMethod(current.method).label if current else None,
         "versions": described,
         "span": span,
         "first": first,
@@ -294,7 +294,7 @@ def _save(request, tenant, form, code: str):
 def _form_page(request, form, *, latest, earliest: dt.datetime):
     context = {"form": form, "latest": latest, "zone": zone_name(), "earliest": earliest}
     if latest is not None:
-        context["latest_method"] = METHOD_LABELS[latest.method]
+        context["latest_method"] = AllocationMethod(latest.method).label
         context["latest_sources"] = len(latest.sources.all())
         context["latest_consumers"] = len(latest.consumers.all())
     return render(request, "dashboard/scheme_form.html", context, status=400 if form.errors else 200)

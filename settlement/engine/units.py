@@ -103,6 +103,8 @@ def settle_unit(*, tenant_id, u0: dt.datetime, u1: dt.datetime, now: dt.datetime
             # The unit's aggregates hash about a day of lines: let them do so in memory.
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL work_mem = '64MB'")
+        # The marks committed by now are of writes whose lines this unit reads; a mark committed
+        # later is not deleted by this statement and keeps the day dirty for the next run.
         DirtyDay.objects.filter(tenant_id=tenant_id, day_start=u0).delete()
         for step in _steps_before:
             stats.add(step(tenant_id=tenant_id, u0=u0, u1=u1, now=now))

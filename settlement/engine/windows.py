@@ -24,6 +24,19 @@ def unit_bounds(start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime,
     return days
 
 
+def units_of(windows) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The local days (UTC bounds) that cover any of the ``[start, end)`` windows, each once, in order;
+    the days between two windows are not among them."""
+    days = set()
+    for start, end in windows:
+        first, last = local_date(start), local_date(end - QUARTER)
+        days.add(first)
+        while last > first:
+            days.add(last)
+            last -= dt.timedelta(days=1)
+    return [local_day_bounds(day) for day in sorted(days)]
+
+
 def unit_of(instant: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     return local_day_bounds(local_date(instant))
 

@@ -99,3 +99,53 @@ def test_runs_racing_ingestion_end_consistent(site, rule, book, broker_mode):
     # 400 + 3 * 40 = 520 Wh over 4 quarters, settled once per quarter.
     assert [link[4] for link in settlement_ledger()] == [130, 130, 130, 130]
     assert ledger_violations() == []
+
+
+def test_a_write_does_not_wait_for_a_settlement_of_its_day_and_its_mark_stays(
+    site, rule, book, broker_mode, monkeypatch
+):
+    from django.db import transaction
+
+    from settlement.engine import units
+    from settlement.models import DirtyDay
+    from settlement.services import settlement_dirty_process
+
+    rule(site["PV"], [(site["HOUSE"], 10000)])
+    book(site["PV"], site["APT"], at(10), at(11), 100)
+    tenant = site["PV"].tenant
+    u0, u1 = at(-1), at(23)
+    holding, release = threading.Event(), threading.Event()
+
+    def settling_slowly(**kwargs):
+        holding.set()  # the unit has taken the day's marks and holds its transaction open
+        release.wait(30)
+        return units.UnitStats()
+
+    monkeypatch.setattr(units, "_steps_before", [*units._steps_before, settling_slowly])
+    errors = []
+
+    def settle():
+        try:
+            units.settle_unit(tenant_id=tenant.pk, u0=u0, u1=u1)
+        except Exception as error:  # asserted below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=settle)
+    worker.start()
+    assert holding.wait(30)
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '2s'")  # waiting for the unit would fail here
+            book(site["PV"], site["APT"], at(12), at(13), 50)
+    finally:
+        release.set()
+        worker.join()
+    assert errors == []
+    assert list(DirtyDay.objects.filter(tenant=tenant).values_list("day_start", flat=True)) == [u0]
+    settlement_dirty_process(tenant_id=tenant.pk, now=at(48))
+    assert not DirtyDay.objects.exists()
+    assert ledger_violations() == []
+    assert SettlementBooking.objects.filter(child=site["PV"]).count() == 8  # both hours' quarter-hours settled

@@ -477,22 +477,26 @@ def test_schemathesis_stateful_links_never_5xx_and_keep_the_ledger_consistent(wo
     calls = {"n": 0, "statuses": {}}
     before_other = fingerprint(world.other.tenant)
 
-    violations = []
+    violations = []  # (what broke, the scenario's calls that broke it)
 
     class Workflow(machine):
         def setup(self):
             # Each scenario starts from the same data: its answers, and so the links they feed, are
             # reproducible, as hypothesis expects when it replays a scenario.
             self.savepoint = transaction.savepoint()
+            self.calls = []
 
         def teardown(self):
-            violations.extend(ledger_violations())
+            found = ledger_violations()
+            if found:
+                violations.append((found, self.calls))
             transaction.savepoint_rollback(self.savepoint)
 
         def get_call_kwargs(self, case):
             return {"headers": headers}
 
         def validate_response(self, response, case, **kwargs):
+            self.calls.append(f"{case.method} {case.formatted_path} -> {response.status_code}")
             calls["n"] += 1
             calls["statuses"][response.status_code] = calls["statuses"].get(response.status_code, 0) + 1
             case.validate_response(response, checks=[not_a_server_error])
@@ -511,7 +515,9 @@ def test_schemathesis_stateful_links_never_5xx_and_keep_the_ledger_consistent(wo
     print(f"schemathesis stateful: {links} links, {calls['n']} calls, statuses {sorted(calls['statuses'].items())}")
     assert calls["n"] >= 40
     assert any(200 <= status < 300 for status in calls["statuses"])
-    assert violations == []
+    assert violations == [], "\n".join(
+        f"{found[:3]} after:\n  " + "\n  ".join(scenario) for found, scenario in violations[:2]
+    )
     assert ledger_violations() == []
     assert fingerprint(world.other.tenant) == before_other
     figures.add("schemathesis_stateful_calls", calls["n"])

@@ -289,7 +289,7 @@ def test_worker_killed_mid_settlement_then_redelivered_gives_the_clean_ledger(tm
     broker.delete("unacked", "unacked_index", "unacked_mutex")
     log = tmp_path / "worker.log"
     first = _start_worker(log, "doomed")
-    third_day = sorted(DirtyDay.objects.filter(tenant=killed_tenant).values_list("day_start", flat=True))[2]
+    third_day = sorted(DirtyDay.objects.filter(tenant=killed_tenant).values_list("day_start", flat=True).distinct())[2]
     try:
         # Hold the third day's dirty mark: the worker settles two days, then waits inside the third.
         with psycopg.connect(_database_url(), autocommit=False) as blocker:

@@ -66,7 +66,7 @@ class Command(BaseCommand):
         last_run = settlement_run_list(tenant=tenant).first()
         with deferred():
             self._measurements(tenant, windows, values, deliveries)
-            changed = DirtyDay.objects.filter(tenant=tenant).count()
+            changed = DirtyDay.objects.filter(tenant=tenant).values("day_start").distinct().count()
             self.stdout.write(f"Allocating and settling {changed} changed day(s) ...")
         self._report_run(tenant, last_run)
         self._close_and_clarify(tenant, groups, values)
