@@ -24,6 +24,9 @@ REQUIRED_KEYS = (
     "alloc_sql_baseline_rows_per_s",
     "alloc_ratio",
     "alloc_peak_rss_mib",
+    "periodic_quarter_seconds",
+    "two_bookings_days_marked",
+    "write_during_settlement_ms",
     "groups",
     "days",
     "values",
@@ -45,6 +48,7 @@ TARGETS = (
     ("alloc_ingest_values_per_s", ">=", 50_000),
     ("alloc_seconds", "<=", 30),
     ("alloc_peak_rss_mib", "<=", 1024),
+    ("periodic_quarter_seconds", "<=", 1.0),
 )
 
 
@@ -186,6 +190,20 @@ def format_table(results: dict) -> str:
             "<= 1024 MiB",
             verdict("alloc_peak_rss_mib"),
         ),
+        (
+            "periodic run after one quarter-hour",
+            _fmt(results.get("periodic_quarter_seconds"), "s"),
+            "<= 1 s",
+            verdict("periodic_quarter_seconds"),
+        ),
+        ("periodic run, nothing written", _fmt(results.get("periodic_unchanged_seconds"), "s"), "", ""),
+        (
+            "days marked by 2 bookings a month apart",
+            _fmt(results.get("two_bookings_days_marked")),
+            "",
+            "",
+        ),
+        ("a write beside a settlement of its day", _fmt(results.get("write_during_settlement_ms"), "ms"), "", ""),
     ]
     machine = results.get("machine") or {}
     header = (

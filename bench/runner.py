@@ -23,6 +23,7 @@ from bench.allocation_steps import (
     write_measurement_batches,
 )
 from bench.allocation_workload import METHOD as ALLOC_METHOD
+from bench.incremental_steps import incremental
 from bench.steps import (
     AGGREGATE_TABLE,
     COPY_TABLE,
@@ -236,6 +237,13 @@ def run(
             say(f"SQL GROUP BY baseline: {results['settle_sql_baseline_seconds']} s")
             results.update(settle(site, workload, results["settle_input_lines"]))
             say(f"settlement: {results['settle_seconds']} s")
+            results.update(incremental(site, workload))
+            say(
+                f"periodic run after one quarter-hour of {results['quarter_write_values']:,} values: "
+                f"{results['periodic_quarter_seconds']} s; two bookings a month apart marked "
+                f"{results['two_bookings_days_marked']} day(s); a write beside a settlement took "
+                f"{results['write_during_settlement_ms']} ms"
+            )
             purge_queue()
             results.update(reads(server, site, workload, read_requests))
             say(f"reads: balance p50 {results['balance_p50_ms']} ms, dashboard p50 {results['dashboard_p50_ms']} ms")
@@ -296,6 +304,12 @@ def run(
         "and the bench process (which runs the settlement)"
     )
     results["notes"].append(ALLOC_MODE)
+    results["notes"].append(
+        "incremental: after the month's settlement, writes through the services as with a broker and no worker "
+        "(days only marked; the tasks asked for are counted, not sent), then settlement_dirty_process timed in "
+        "this process: two bookings on the first and the last day; the last quarter-hour of every leaf re-sent "
+        "with 1 Wh more; a run with nothing written; one value written into a day while that day is settled"
+    )
     results["notes"].append(
         f"measurement ingest: {clients} concurrent poster(s), {alloc_batch_size:,} measurements per request, "
         "groups referenced by metering point; ANALYZE of the measurements afterwards (not timed); the SQL split "

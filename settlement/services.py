@@ -456,7 +456,11 @@ def settlement_dirty_process(*, tenant_id=None, now: dt.datetime | None = None) 
 
 
 def _mark_ended_windows(tenant, now: dt.datetime) -> None:
-    """Mark the days in which rule windows ended since the last look (tenants with rules only)."""
+    """Mark the days in which rule windows ended since the last look (tenants with rules only).
+
+    Only days that hold settled lines: a window without lines hands nothing on, and lines not yet
+    settled have marked their day when they were written. So a run with nothing to do is no run.
+    """
     if not SettlementRule.objects.filter(tenant=tenant).exists():
         return
     with transaction.atomic():
@@ -467,7 +471,11 @@ def _mark_ended_windows(tenant, now: dt.datetime) -> None:
         if since >= now:
             return
         # The window that ended exactly at ``since`` may not have been seen: look one quarter back.
-        days = {u0 for u0, _ in unit_bounds(since - QUARTER, now)}
-        DirtyDay.objects.bulk_create([DirtyDay(tenant=tenant, day_start=day) for day in sorted(days)])
+        days = [
+            u0
+            for u0, u1 in unit_bounds(since - QUARTER, now)
+            if Imbalance.objects.filter(tenant=tenant, quarter_start__gte=u0, quarter_start__lt=min(u1, now)).exists()
+        ]
+        DirtyDay.objects.bulk_create([DirtyDay(tenant=tenant, day_start=day) for day in days])
         cursor.checked_until = now
         cursor.save(update_fields=["checked_until"])

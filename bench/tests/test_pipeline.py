@@ -6,6 +6,7 @@ import pytest
 
 from allocation.engine.arithmetic import allocate_quarter
 from bench.allocation_workload import METHOD, build_allocation_workload
+from bench.incremental_steps import NEW_BOOKINGS
 from bench.results import REQUIRED_KEYS
 from bench.runner import run
 from bench.server import port_free
@@ -74,7 +75,7 @@ def test_tiny_bench_runs_end_to_end(tmp_path):
     # Every value went through the API exactly once and became one booking with one line.
     assert results["ingest_created"] == workload.value_count
     assert results["ingest_rejected"] == 0
-    assert Booking.objects.filter(kind=BookingKind.MANUAL).count() == workload.value_count
+    assert Booking.objects.filter(kind=BookingKind.MANUAL).count() == workload.value_count + NEW_BOOKINGS
     assert BalanceGroup.objects.count() == 12 + 9  # the allocation site: 2 sources, 5 consumers, grid, supplier
     assert results["ingest_copy_baseline_rows"] == workload.value_count
     assert results["settle_input_lines"] == workload.value_count
@@ -86,6 +87,15 @@ def test_tiny_bench_runs_end_to_end(tmp_path):
     # (ledger_lines is taken before the allocation site adds its bookings, one line each)
     assert results["ledger_lines"] == LedgerLine.objects.count() - results["alloc_bookings"] > workload.value_count
     assert results["check_ledger"] == "clean"
+
+    # After the settlement: exactly the written day is marked (one day here), one task asked for per
+    # write, and the periodic runs settled what the writes changed.
+    assert (results["two_bookings_days_marked"], results["two_bookings_tasks_asked"]) == (1, 1)
+    assert results["quarter_write_values"] == 7  # one value of each leaf
+    assert (results["quarter_days_marked"], results["quarter_tasks_asked"]) == (1, 1)
+    assert results["periodic_quarter_bookings_changed"] > 0
+    assert results["periodic_unchanged_runs"] == 0
+    assert results["write_during_settlement_ms"] > 0
 
     # Reads answered with the whole window; memory and storage figures are present.
     assert results["balance_intervals"] == 96

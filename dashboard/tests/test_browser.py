@@ -114,7 +114,7 @@ def test_overview_and_group_page_draw_their_charts(page, flows, site):
     residual = chart_points(page, "residual-chart")
     assert residual[0]["points"] == residual[0]["drawn"] == 96
     figures = page.get_by_test_id("figures").inner_text()
-    assert "Grid import\t0.200 kWh" in figures and "Grid export\t0.100 kWh" in figures
+    assert "Grid import\t0.200\xa0kWh" in figures and "Grid export\t0.100\xa0kWh" in figures
     shot(page, "02-overview")
 
     page.get_by_test_id("hierarchy").get_by_role("link", name="APT", exact=True).click()

@@ -111,6 +111,19 @@ def test_periodic_job_settles_windows_that_ended_after_the_write(site, rule, boo
     assert SettlementBooking.objects.get().booking.energy_wh == 100
 
 
+def test_a_periodic_run_over_days_without_lines_is_no_run(site, rule, book, broker_mode):
+    rule(site["PV"], [(site["HOUSE"], 10000)], interval="1h")
+    tenant = site["PV"].tenant
+    book(site["PV"], site["APT"], at(10), at(10, 15), 100)
+    assert len(settlement_dirty_process(tenant_id=tenant.pk, now=at(23, 30))) == 1  # the day is over
+    # The next looks cover only days without a line: nothing is marked, no run recorded.
+    assert settlement_dirty_process(tenant_id=tenant.pk, now=at(50)) == []
+    assert settlement_dirty_process(tenant_id=tenant.pk, now=at(80)) == []
+    assert not DirtyDay.objects.exists()
+    assert SettlementRun.objects.count() == 1
+    assert SettlementBooking.objects.get().booking.energy_wh == 100
+
+
 def test_beat_schedule_entry_exists_every_15_minutes_utc():
     task = PeriodicTask.objects.get(task="settlement.settle_dirty")
     assert task.enabled
