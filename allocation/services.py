@@ -244,6 +244,7 @@ def _announce_measured_days(scheme: AllocationScheme, *, groups) -> None:
     """A first version starting in the past allocates the days that already hold its measurements."""
     quarters = (
         Measurement.objects.filter(group__in=groups, quarter_start__gte=scheme.effective_from)
+        .order_by()
         .values_list("quarter_start", flat=True)
         .distinct()
     )
