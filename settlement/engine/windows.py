@@ -15,13 +15,7 @@ HOUR = dt.timedelta(hours=1)
 
 def unit_bounds(start: dt.datetime, end: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
     """The local days (UTC bounds) that cover ``[start, end)``."""
-    first, last = local_date(start), local_date(end - QUARTER)
-    days = []
-    day = first
-    while day <= last:
-        days.append(local_day_bounds(day))
-        day += dt.timedelta(days=1)
-    return days
+    return units_of([(start, end)])
 
 
 def units_of(windows) -> list[tuple[dt.datetime, dt.datetime]]:
