@@ -26,7 +26,7 @@ from allocation.models import (
 )
 from allocation.selectors import as_uuid, day_number, with_participants
 from core.db import EPOCH_DAY, bucket_sql, epoch_sql
-from core.integrity import MAX_REPORTED, Violation, stream, tenant_sql
+from core.integrity import MAX_REPORTED, Violation, first_rows, stream, tenant_sql
 from core.quarters import QUARTER, local_day_bounds, to_epoch
 from settlement.integrity import DirtyDays
 from transactions.models import Booking, BookingKind, BookingStatus
@@ -49,26 +49,36 @@ COMPLETE = f"""
     HAVING COUNT(*) = (SELECT COUNT(*) FROM ({PARTICIPANTS}) q WHERE q.scheme_id = v.id)
 """  # noqa: S608 - constant SQL pieces and placeholders only
 
-FLOWS = """
-    SELECT k.scheme_id, k.quarter_start, k.source_id, k.destination_id, l.energy_wh,
-           CASE WHEN l.is_final THEN 1 ELSE 0 END AS is_final
+_FLOW_ENDS = """
+    SELECT k.scheme_id, k.quarter_start, k.{end}_id AS group_id, {is_source} AS is_source, 0 AS measured,
+           l.energy_wh AS flowed, 1 AS flows, CASE WHEN l.is_final THEN 1 ELSE 0 END AS finals, 0 AS measurements
     FROM allocation_allocationbooking k JOIN transactions_ledgerline l ON l.booking_id = k.booking_id
 """
 
-# Per complete quarter and participant: its measurement against the sum of its flows (a source's
-# outgoing, a consumer's incoming), and how many of those flows disagree with the values' finality.
+# Per scheme version, quarter-hour, group and role: what was measured, the sum of its flows (a
+# source's outgoing, a consumer's incoming), how many flows and how many of them are final. One
+# aggregate over measurements and both ends of every flow, so nothing is matched row by row.
+PARTICIPANT_TOTALS = f"""
+    SELECT e.scheme_id, e.quarter_start, e.group_id, e.is_source, SUM(e.measured) AS measured,
+           SUM(e.flowed) AS flowed, SUM(e.flows) AS flows, SUM(e.finals) AS finals, SUM(e.measurements) AS measurements
+    FROM (
+        SELECT p.scheme_id, m.quarter_start, p.group_id, p.is_source, m.energy_wh AS measured, 0 AS flowed,
+               0 AS flows, 0 AS finals, 1 AS measurements
+        FROM ({PARTICIPANTS}) p JOIN allocation_measurement m ON m.group_id = p.group_id
+        UNION ALL {_FLOW_ENDS.format(end="source", is_source=1)}
+        UNION ALL {_FLOW_ENDS.format(end="destination", is_source=0)}
+    ) e
+    GROUP BY e.scheme_id, e.quarter_start, e.group_id, e.is_source
+"""  # noqa: S608 - constant SQL pieces only
+
+# Per complete quarter and participant: its measurement against the sum of its flows, and how many
+# of those flows disagree with the values' finality.
+_WRONG_STATUS = "CASE WHEN c.all_final = 1 THEN t.flows - t.finals ELSE t.finals END"
 IDENTITIES = f"""
-    SELECT c.tenant_id, c.scheme_id, c.quarter_start, p.group_id, p.is_source, m.energy_wh,
-           COALESCE(SUM(f.energy_wh), 0),
-           COALESCE(SUM(CASE WHEN f.is_final <> c.all_final THEN 1 ELSE 0 END), 0)
+    SELECT c.tenant_id, c.scheme_id, c.quarter_start, t.group_id, t.is_source, t.measured, t.flowed, {_WRONG_STATUS}
     FROM ({COMPLETE}) c
-    JOIN ({PARTICIPANTS}) p ON p.scheme_id = c.scheme_id
-    JOIN allocation_measurement m ON m.group_id = p.group_id AND m.quarter_start = c.quarter_start
-    LEFT JOIN ({FLOWS}) f ON f.scheme_id = c.scheme_id AND f.quarter_start = c.quarter_start
-         AND ((p.is_source = 1 AND f.source_id = p.group_id) OR (p.is_source = 0 AND f.destination_id = p.group_id))
-    GROUP BY c.tenant_id, c.scheme_id, c.quarter_start, p.group_id, p.is_source, m.energy_wh
-    HAVING COALESCE(SUM(f.energy_wh), 0) <> m.energy_wh
-        OR COALESCE(SUM(CASE WHEN f.is_final <> c.all_final THEN 1 ELSE 0 END), 0) > 0
+    JOIN ({PARTICIPANT_TOTALS}) t ON t.scheme_id = c.scheme_id AND t.quarter_start = c.quarter_start
+    WHERE t.measurements > 0 AND (t.flowed <> t.measured OR {_WRONG_STATUS} > 0)
 """  # noqa: S608 - constant SQL pieces only
 
 
@@ -104,7 +114,7 @@ def check_allocation_keys(tenant_ids=None) -> list:
     unkeyed = bookings.filter(allocation_key__isnull=True, reversed_by__isnull=True)
     violations = [
         Violation("allocation_key", f"allocation booking {pk} has no key and is not reversed")
-        for pk in unkeyed.values_list("pk", flat=True)[:MAX_REPORTED]
+        for (pk,) in first_rows(unkeyed.values_list("pk"))
     ]
     mismatched = keys.exclude(
         Q(booking__kind=BookingKind.ALLOCATION)
@@ -113,8 +123,11 @@ def check_allocation_keys(tenant_ids=None) -> list:
         & Q(booking__source_id=F("source_id"))
         & Q(booking__destination_id=F("destination_id"))
         & Q(booking__reversed_by__isnull=True)
-    ).values_list("booking_id", flat=True)[:MAX_REPORTED]
-    violations += [Violation("allocation_key", f"allocation booking {pk} does not match its key") for pk in mismatched]
+    ).values_list("booking_id")
+    violations += [
+        Violation("allocation_key", f"allocation booking {pk} does not match its key")
+        for (pk,) in first_rows(mismatched)
+    ]
     return violations
 
 

@@ -27,6 +27,8 @@ REQUIRED_KEYS = (
     "periodic_quarter_seconds",
     "two_bookings_days_marked",
     "write_during_settlement_ms",
+    "parallel_speedup",
+    "check_ledger_seconds",
     "groups",
     "days",
     "values",
@@ -49,6 +51,8 @@ TARGETS = (
     ("alloc_seconds", "<=", 30),
     ("alloc_peak_rss_mib", "<=", 1024),
     ("periodic_quarter_seconds", "<=", 1.0),
+    ("parallel_speedup", ">=", 1.5),
+    ("check_ledger_seconds", "<=", 30),
 )
 
 
@@ -204,6 +208,14 @@ def format_table(results: dict) -> str:
             "",
         ),
         ("a write beside a settlement of its day", _fmt(results.get("write_during_settlement_ms"), "ms"), "", ""),
+        (
+            f"{results.get('parallel_days', '?')} days settled by 1 / 2 workers",
+            f"{_fmt(results.get('parallel_1_worker_seconds'))} / {_fmt(results.get('parallel_2_worker_seconds'), 's')}",
+            "",
+            "",
+        ),
+        ("speed-up of 2 workers", _fmt(results.get("parallel_speedup")), ">= 1.5", verdict("parallel_speedup")),
+        ("check_ledger", _fmt(results.get("check_ledger_seconds"), "s"), "<= 30 s", verdict("check_ledger_seconds")),
     ]
     machine = results.get("machine") or {}
     header = (

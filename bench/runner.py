@@ -24,6 +24,7 @@ from bench.allocation_steps import (
 )
 from bench.allocation_workload import METHOD as ALLOC_METHOD
 from bench.incremental_steps import incremental
+from bench.parallel_steps import parallel_settle
 from bench.steps import (
     AGGREGATE_TABLE,
     COPY_TABLE,
@@ -244,6 +245,11 @@ def run(
                 f"{results['two_bookings_days_marked']} day(s); a write beside a settlement took "
                 f"{results['write_during_settlement_ms']} ms"
             )
+            results.update(parallel_settle(site, workload, database_url(connection.settings_dict)))
+            say(
+                f"{results['parallel_days']} days settled by 1 / 2 workers: {results['parallel_1_worker_seconds']} / "
+                f"{results['parallel_2_worker_seconds']} s (speed-up {results['parallel_speedup']})"
+            )
             purge_queue()
             results.update(reads(server, site, workload, read_requests))
             say(f"reads: balance p50 {results['balance_p50_ms']} ms, dashboard p50 {results['dashboard_p50_ms']} ms")
@@ -309,6 +315,10 @@ def run(
         "(days only marked; the tasks asked for are counted, not sent), then settlement_dirty_process timed in "
         "this process: two bookings on the first and the last day; the last quarter-hour of every leaf re-sent "
         "with 1 Wh more; a run with nothing written; one value written into a day while that day is settled"
+    )
+    results["notes"].append(
+        "parallel: the month's last days marked again and settled by settlement_dirty_process (the periodic job) "
+        "in fresh processes started together, one and then two; nothing changed, so both recompute the same days"
     )
     results["notes"].append(
         f"measurement ingest: {clients} concurrent poster(s), {alloc_batch_size:,} measurements per request, "

@@ -53,6 +53,22 @@ def advisory_xact_lock(namespace: int, key: int) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [int(namespace), int(key)])
 
 
+def advisory_xact_lock_wide(key: int, *, wait: bool = True) -> bool:
+    """Take the advisory lock on one 64-bit ``key`` until the transaction ends; without ``wait``,
+    only if nobody holds it (False then). True on SQLite, whose writers are serialised anyway.
+
+    PostgreSQL keeps 64-bit keys apart from ``(namespace, key)`` pairs, so these never collide
+    with ``advisory_xact_lock``; settlement's days are their only user (``settlement.engine.units``).
+    """
+    if not is_postgres():
+        return True
+    function = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s)", [int(key)])  # one of two function names
+        taken = cursor.fetchone()[0]
+    return taken is not False  # pg_advisory_xact_lock returns void (None)
+
+
 def epoch_sql(column: str) -> str:
     """SQL for a timestamp column as whole seconds since 1970, on the current backend."""
     if is_postgres():

@@ -51,6 +51,19 @@ def tenant_sql(alias: str, tenant_ids) -> tuple[str, list]:
     return f" AND {alias}.tenant_id IN ({', '.join(['%s'] * len(tenant_ids))})", tenant_ids
 
 
+def first_rows(query, params=(), limit: int = MAX_REPORTED) -> list[tuple]:
+    """The first ``limit`` rows of a query (SQL, or a ``values_list`` queryset), in no order.
+
+    Planned as if every row were read (a materialised CTE). Under a bare LIMIT PostgreSQL prefers
+    walking an index in key order, hoping for an early match; the checks' keys are random UUIDs and
+    a clean ledger has no match, so that walk reads whole tables in random order.
+    """
+    if hasattr(query, "query"):
+        query, params = query.order_by().query.sql_with_params()
+    limited = f"WITH first_rows AS MATERIALIZED ({query}) SELECT * FROM first_rows LIMIT {int(limit)}"  # noqa: S608
+    return list(stream(limited, list(params)))
+
+
 def stream(sql: str, params: list):
     """The rows of a query, fetched in batches."""
     with connection.cursor() as cursor:

@@ -37,7 +37,8 @@ def mark_changed(*, tenant_id, windows) -> None:
     pending = getattr(_local, "pending", None)
     in_process = jobs.in_process()
     if in_process and pending is None:
-        # Same lock order as a settlement unit (tenant lock, then the dirty rows): no deadlock.
+        # One in-process writer of a tenant at a time: it holds the locks of the days it settles
+        # until it commits, so two writers taking them in different orders could deadlock.
         lock_tenant(tenant_id)
     # Plain inserts: no row another transaction holds is touched, so a settlement of the day that
     # runs meanwhile does not make this write wait, and leaves this mark for the next run.

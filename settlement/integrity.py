@@ -9,7 +9,7 @@ import datetime as dt
 
 from django.db.models import Count, F, Q
 
-from core.integrity import MAX_REPORTED, Violation, stream, tenant_sql
+from core.integrity import MAX_REPORTED, Violation, first_rows, stream, tenant_sql
 from core.quarters import local_date, local_day_bounds
 from settlement.models import DirtyDay, SettlementBooking
 from transactions.aggregates import group_quarter_flows_sql
@@ -85,17 +85,17 @@ def check_settlement_keys(tenant_ids=None) -> list:
         bookings = bookings.filter(tenant_id__in=tenant_ids)
     violations = [
         Violation("settlement_key", f"settlement booking {pk} has no settlement key")
-        for pk in bookings.filter(settlement__isnull=True).values_list("pk", flat=True)[:MAX_REPORTED]
+        for (pk,) in first_rows(bookings.filter(settlement__isnull=True).values_list("pk"))
     ]
     duplicates = (
         links.values("rule_id", "parent_id", "window_start", "revision")
         .annotate(n=Count("id"))
         .filter(n__gt=1)
-        .order_by()[:MAX_REPORTED]
+        .values_list("rule_id", "parent_id", "window_start", "n")
     )
     violations += [
-        Violation("settlement_key", f"key {row['rule_id']}/{row['parent_id']}/{row['window_start']} used {row['n']}x")
-        for row in duplicates
+        Violation("settlement_key", f"key {rule}/{parent}/{window_start} used {n}x")
+        for rule, parent, window_start, n in first_rows(duplicates)
     ]
     mismatched = links.exclude(
         Q(booking__kind=BookingKind.SETTLEMENT)
@@ -106,8 +106,11 @@ def check_settlement_keys(tenant_ids=None) -> list:
             Q(booking__source_id=F("child_id"), booking__destination_id=F("parent_id"))
             | Q(booking__source_id=F("parent_id"), booking__destination_id=F("child_id"))
         )
-    ).values_list("booking_id", flat=True)[:MAX_REPORTED]
-    violations += [Violation("settlement_key", f"settlement booking {pk} does not match its key") for pk in mismatched]
+    ).values_list("booking_id")
+    violations += [
+        Violation("settlement_key", f"settlement booking {pk} does not match its key")
+        for (pk,) in first_rows(mismatched)
+    ]
     return violations[:MAX_REPORTED]
 
 

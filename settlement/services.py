@@ -236,8 +236,15 @@ def _refresh_statistics(tables=ANALYZED_TABLES) -> None:
                 cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
 
 
-def _execute(run: SettlementRun, units=None, *, progress: Progress | None = None, now=None) -> SettlementRun:
-    """Run ``units`` (default: the run's whole window); the run ends succeeded or failed with the reason."""
+def _execute(
+    run: SettlementRun, units=None, *, progress: Progress | None = None, now=None, marked_only: bool = False
+) -> SettlementRun:
+    """Run ``units`` (default: the run's whole window); the run ends succeeded or failed with the reason.
+
+    ``marked_only`` (the periodic job): a day another worker is settling is passed over at first and
+    taken at the end, once that worker is done, if it is still marked; so workers started for one
+    tenant share its days instead of queueing behind each other.
+    """
     run.status = RunStatus.RUNNING
     run.started_at = run.heartbeat_at = timezone.now()
     run.finished_at = None
@@ -253,20 +260,26 @@ def _execute(run: SettlementRun, units=None, *, progress: Progress | None = None
     if len(units) > 1:
         _refresh_statistics()  # lines may just have been loaded in bulk
     written_since_analyze = 0
+    queue, passed_over, wait = units, [], not marked_only
     try:
-        for index, (u0, u1) in enumerate(units, start=1):
-            stats = settle_unit(tenant_id=run.tenant_id, u0=u0, u1=u1, now=now)
-            totals.add(stats)
-            written_since_analyze += stats.created + stats.updated + stats.deleted
-            if written_since_analyze >= ANALYZE_AFTER_ROWS:
-                _refresh_statistics()
-                written_since_analyze = 0
-            run.days_done = index
-            run.heartbeat_at = timezone.now()
-            _copy_counts(run, totals)
-            run.save(update_fields=_COUNT_FIELDS)
-            if progress is not None:
-                progress(index, len(units), u0)
+        while queue:
+            for u0, u1 in queue:
+                stats = settle_unit(tenant_id=run.tenant_id, u0=u0, u1=u1, now=now, marked_only=marked_only, wait=wait)
+                if stats is None:
+                    passed_over.append((u0, u1))
+                    continue
+                totals.add(stats)
+                written_since_analyze += stats.created + stats.updated + stats.deleted
+                if written_since_analyze >= ANALYZE_AFTER_ROWS:
+                    _refresh_statistics()
+                    written_since_analyze = 0
+                run.days_done += 1
+                run.heartbeat_at = timezone.now()
+                _copy_counts(run, totals)
+                run.save(update_fields=_COUNT_FIELDS)
+                if progress is not None:
+                    progress(run.days_done, len(units), u0)
+            queue, passed_over, wait = passed_over, [], True
     except BaseException as error:
         _fail(run, error)
         raise
@@ -451,7 +464,7 @@ def settlement_dirty_process(*, tenant_id=None, now: dt.datetime | None = None) 
             status=RunStatus.QUEUED,
             requested_by=SETTLE_ACTOR,
         )
-        runs.append(_execute(run, units, now=now))
+        runs.append(_execute(run, units, now=now, marked_only=True))
     return runs
 
 

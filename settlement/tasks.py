@@ -1,7 +1,7 @@
 """Celery tasks: thin wrappers taking ids, calling the settlement services.
 
 Tasks are idempotent (``acks_late``: a task may be delivered twice or redelivered after a worker
-died); every unit of work is one transaction under the tenant's lock. The services send them by
+died); every unit of work is one transaction under the lock of its day. The services send them by
 name (``settlement.dirty.SETTLE_DIRTY_TASK``, ``settlement.services.RUN_TASK``).
 """
 

@@ -1,7 +1,7 @@
 """Allocating one local day of one tenant: the first step of a settlement unit.
 
 Runs inside ``settlement.engine.units.settle_unit`` (registered by ``AllocationConfig``), in its
-transaction and under its tenant lock, before the day is settled, so settlement balances the flows
+transaction and under its day's lock, before the day is settled, so settlement balances the flows
 written here. Per scheme version and quarter-hour of the day: the measurements of every participant
 are read at once, ``arithmetic.allocate_quarter`` gives the flows, and ``diff`` brings the stored
 allocation bookings to them (nothing written when nothing changed).

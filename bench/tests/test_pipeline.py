@@ -96,6 +96,11 @@ def test_tiny_bench_runs_end_to_end(tmp_path):
     assert results["periodic_quarter_bookings_changed"] > 0
     assert results["periodic_unchanged_runs"] == 0
     assert results["write_during_settlement_ms"] > 0
+    # Two workers share the marked days: together they read the lines one worker reads, once.
+    one, two = results["parallel_1_worker_lines_read"], results["parallel_2_worker_lines_read"]
+    assert len(one) == 1 and len(two) == 2
+    assert sum(two) == sum(one) > 0
+    assert results["parallel_speedup"] > 0
 
     # Reads answered with the whole window; memory and storage figures are present.
     assert results["balance_intervals"] == 96

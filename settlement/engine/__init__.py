@@ -1,9 +1,9 @@
 """The settlement engine: materialised imbalances and settlement bookings.
 
 Unit of work: one local day of one tenant (92, 96 or 100 quarter-hours). Every unit runs in one
-transaction under a per-tenant lock (a PostgreSQL advisory lock; SQLite serialises writers by
+transaction under the lock of its day (a PostgreSQL advisory lock; SQLite serialises writers by
 itself), so runs that repeat, overlap, race with ingestion or die halfway leave the ledger as one
-clean run would. Within a unit (``units.settle_unit``):
+clean run would, and several workers settle different days of one tenant at once. Within a unit (``units.settle_unit``):
 
 1. groups with a settlement rule are settled bottom-up by their level in the hierarchy (leaves
    first), so a parent's net already contains its children's settlement bookings;

@@ -11,14 +11,15 @@ from django.utils import timezone
 
 from balance_groups.audit import audit_record
 from balance_groups.models import AuditAction, BalanceGroup, Tenant
-from core.db import advisory_xact_lock, is_postgres
-from core.quarters import to_epoch
+from core.db import advisory_xact_lock, advisory_xact_lock_wide, is_postgres
+from core.quarters import local_date, to_epoch
 from settlement.engine import diff, writers
 from settlement.engine.imbalances import recompute_imbalances
 from settlement.engine.nets import child_nets, levels, wanted_for_level
 from settlement.models import DirtyDay, SettlementRule, SettlementTarget
 
-SETTLEMENT_LOCK = 0x424B4D  # "BKM": the advisory lock namespace of settlement work, keyed by tenant id
+SETTLEMENT_LOCK = 0x424B4D  # "BKM": the advisory lock namespace of in-process writers, keyed by tenant id
+DAY_BITS = 24  # a local day's ordinal (about 740,000 today) fits in the low bits of a day's lock key
 
 
 @dataclass
@@ -57,8 +58,18 @@ def before_settlement(step: UnitStep) -> UnitStep:
 
 
 def lock_tenant(tenant_id) -> None:
-    """Serialise settlement work of one tenant until the end of the current transaction."""
+    """Serialise the in-process writers of one tenant (each settles its days in its own transaction)
+    until the end of the current transaction."""
     advisory_xact_lock(SETTLEMENT_LOCK, tenant_id)
+
+
+def lock_day(tenant_id, u0: dt.datetime, *, wait: bool = True) -> bool:
+    """Serialise the settlement of one local day of one tenant until the end of the transaction.
+
+    Days share nothing (no rule window crosses a local midnight), so workers settle different days
+    of one tenant at once; without ``wait``, False when another transaction settles the day.
+    """
+    return advisory_xact_lock_wide((int(tenant_id) << DAY_BITS) | local_date(u0).toordinal(), wait=wait)
 
 
 def apply_level(*, tenant_id, group_ids, wanted, u0, u1, codes: dict, now, stats: UnitStats) -> None:
@@ -93,12 +104,28 @@ def _load_versions(tenant_id, u0, u1) -> dict:
     return by_group
 
 
-def settle_unit(*, tenant_id, u0: dt.datetime, u1: dt.datetime, now: dt.datetime | None = None) -> UnitStats:
-    """Settle one local day of one tenant and refresh its imbalances, in one transaction."""
+def settle_unit(
+    *,
+    tenant_id,
+    u0: dt.datetime,
+    u1: dt.datetime,
+    now: dt.datetime | None = None,
+    marked_only: bool = False,
+    wait: bool = True,
+) -> UnitStats | None:
+    """Settle one local day of one tenant and refresh its imbalances, in one transaction.
+
+    ``marked_only``: only if the day is still marked once its lock is held (another worker may have
+    settled it meanwhile); an empty ``UnitStats`` otherwise. Without ``wait``: None, and nothing
+    done, when another transaction settles the day.
+    """
     now = now or timezone.now()
     stats = UnitStats()
     with transaction.atomic():
-        lock_tenant(tenant_id)
+        if not lock_day(tenant_id, u0, wait=wait):
+            return None
+        if marked_only and not DirtyDay.objects.filter(tenant_id=tenant_id, day_start=u0).exists():
+            return stats
         if is_postgres():
             # The unit's aggregates hash about a day of lines: let them do so in memory.
             with connection.cursor() as cursor:

@@ -149,3 +149,66 @@ def test_a_write_does_not_wait_for_a_settlement_of_its_day_and_its_mark_stays(
     assert not DirtyDay.objects.exists()
     assert ledger_violations() == []
     assert SettlementBooking.objects.filter(child=site["PV"]).count() == 8  # both hours' quarter-hours settled
+
+
+def test_workers_share_the_days_of_one_tenant(site, rule, book, broker_mode, monkeypatch):
+    """A periodic run passes over a day another worker is settling, settles the others meanwhile,
+    and settles that day at the end only if it is still marked (here: no, it was done)."""
+    from settlement.engine import units
+    from settlement.engine.windows import unit_of
+    from settlement.models import DirtyDay
+    from settlement.services import settlement_dirty_process
+
+    rule(site["PV"], [(site["HOUSE"], 10000)])
+    for hour in (10, 34, 58):  # three local days
+        book(site["PV"], site["APT"], at(hour), at(hour + 1), 100)
+    tenant = site["PV"].tenant
+    first, busy, last = (unit_of(at(hour)) for hour in (10, 34, 58))
+    assert DirtyDay.objects.filter(tenant=tenant).values("day_start").distinct().count() == 3
+    holding, release = threading.Event(), threading.Event()
+    allocated = []
+
+    def step(*, u0, **kwargs):
+        allocated.append(u0)
+        if threading.current_thread().name == "other-worker":
+            holding.set()  # the other worker holds the busy day's lock inside its unit
+            release.wait(30)
+        return units.UnitStats()
+
+    monkeypatch.setattr(units, "_steps_before", [*units._steps_before, step])
+    other = threading.Thread(
+        target=lambda: in_thread(lambda: units.settle_unit(tenant_id=tenant.pk, u0=busy[0], u1=busy[1])),
+        name="other-worker",
+    )
+    other.start()
+    assert holding.wait(30)
+    runs = []
+    periodic = threading.Thread(
+        target=lambda: runs.extend(in_thread(lambda: settlement_dirty_process(tenant_id=tenant.pk)))
+    )
+    periodic.start()
+    try:
+        for _ in range(300):  # the periodic run settles the two free days while the busy one is held
+            marked = set(DirtyDay.objects.filter(tenant=tenant).values_list("day_start", flat=True))
+            if marked == {busy[0]}:
+                break
+            threading.Event().wait(0.1)
+        assert marked == {busy[0]}
+        assert periodic.is_alive()  # and waits for the busy day
+    finally:
+        release.set()
+        other.join()
+        periodic.join()
+    assert [run.status for run in runs] == [RunStatus.SUCCEEDED]
+    assert runs[0].days_done == 3
+    assert sorted(allocated) == sorted([first[0], busy[0], last[0]])  # the busy day was settled once
+    assert not DirtyDay.objects.exists()
+    assert ledger_violations() == []
+    assert SettlementBooking.objects.filter(child=site["PV"]).count() == 12
+
+
+def in_thread(work):
+    try:
+        return work()
+    finally:
+        connection.close()

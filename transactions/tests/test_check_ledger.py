@@ -1,4 +1,5 @@
 import datetime as dt
+import re
 from io import StringIO
 
 import pytest
@@ -63,3 +64,52 @@ def test_status_disagreement_is_reported(booking):
 def test_unknown_tenant_is_a_clear_error(db):
     with pytest.raises(CommandError, match="No tenant"):
         run_check("--tenant", "nope")
+
+
+@pytest.fixture
+def quarter_booking(tenant, operator, make_group):
+    """A booking of one quarter-hour: one line, found by the line-by-line statement alone."""
+    return booking_create(
+        tenant=tenant,
+        actor=operator,
+        source=make_group("WIND", "source"),
+        destination=make_group("SHOP", "consumer"),
+        start=T0,
+        end=T0 + dt.timedelta(minutes=15),
+        energy_wh=40,
+    ).booking
+
+
+def ledger_details(check):
+    return [violation.detail for violation in ledger_violations() if violation.check == check]
+
+
+def test_one_quarter_booking_with_a_line_of_other_energy(quarter_booking):
+    LedgerLine.objects.filter(booking=quarter_booking).update(energy_wh=41)
+    assert ledger_details("lines_sum") == [f"booking {quarter_booking.pk}: lines sum to 41 Wh, booking says 40 Wh"]
+
+
+def test_booking_without_lines(quarter_booking, booking):
+    LedgerLine.objects.filter(booking=booking).delete()
+    assert ledger_details("lines_sum") == [f"booking {booking.pk}: lines sum to 0 Wh, booking says 1001 Wh"]
+
+
+def test_line_outside_its_booking_and_lines_of_a_longer_booking_that_do_not_sum(booking, quarter_booking):
+    first = booking.lines.order_by("quarter_start").first()
+    LedgerLine.objects.filter(pk=first.pk).update(quarter_start=T0 + dt.timedelta(hours=2))
+    assert ledger_details("lines_sum") == [
+        f"booking {booking.pk}: lines sum to 1001 Wh, booking says 1001 Wh, 1 line(s) outside its period"
+    ]
+    LedgerLine.objects.filter(pk=first.pk).delete()
+    assert ledger_details("lines_sum") == [
+        f"booking {booking.pk}: lines sum to {1001 - first.energy_wh} Wh, booking says 1001 Wh"
+    ]
+
+
+def test_a_copied_column_that_disagrees(quarter_booking, make_group):
+    LedgerLine.objects.filter(booking=quarter_booking).update(source=make_group("OTHER", "source"))
+    assert ledger_details("line_copy") == [f"booking {quarter_booking.pk}: 1 line(s) disagree with it"]
+
+
+def test_each_check_says_how_long_it_took(booking):
+    assert re.search(r"^ok   lines_against_bookings \(\d+\.\d s\)$", run_check(), re.MULTILINE)

@@ -24,7 +24,6 @@ from balance_groups.services import api_client_create, group_close
 from bkm.tests.reliability import figures
 from bkm.tests.reliability.site import T0, add_scheme, build_site, measurement_universe, snapshot, universe
 from core.integrity import ledger_violations
-from settlement.engine.units import SETTLEMENT_LOCK as LOCK_NAMESPACE
 from settlement.models import DirtyDay, Imbalance, RunStatus, SettlementBooking, SettlementRun
 from settlement.services import settlement_run, settlement_run_request
 from settlement.tasks import settle_dirty, settlement_run_task
@@ -339,13 +338,10 @@ def test_worker_killed_mid_settlement_then_redelivered_gives_the_clean_ledger(tm
 
 
 def _waiting_for_lock(tenant) -> bool:
-    """A backend of the worker waits for a lock (the held dirty mark), not for the tenant lock of someone else."""
+    """A backend of the worker waits for a lock (the held dirty mark)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
             " AND pid <> pg_backend_pid()"
         )
         return cursor.fetchone()[0] > 0
-
-
-assert LOCK_NAMESPACE  # the engine's tenant lock exists (the worker takes it before the dirty mark)

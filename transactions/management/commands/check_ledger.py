@@ -1,3 +1,5 @@
+import time
+
 from django.core.management.base import BaseCommand, CommandError
 
 from balance_groups.selectors import tenant_by_code
@@ -23,15 +25,17 @@ class Command(BaseCommand):
                 raise CommandError(error.detail) from error
         total = 0
         for check in registered_checks():
+            started = time.perf_counter()
             violations = check(tenant_ids)
+            seconds = f"({time.perf_counter() - started:.1f} s)"
             total += len(violations)
             label = check.__name__.removeprefix("check_")
             if violations:
-                self.stdout.write(self.style.ERROR(f"FAIL {label}: {len(violations)} violation(s)"))
+                self.stdout.write(self.style.ERROR(f"FAIL {label}: {len(violations)} violation(s) {seconds}"))
                 for violation in violations:
                     self.stdout.write(f"  {violation.detail}")
             else:
-                self.stdout.write(self.style.SUCCESS(f"ok   {label}"))
+                self.stdout.write(self.style.SUCCESS(f"ok   {label} {seconds}"))
         if total:
             raise CommandError(f"{total} ledger violation(s) found.")
         self.stdout.write(self.style.SUCCESS("Ledger is consistent."))
