@@ -120,12 +120,9 @@ def allocate_month(site: Site, workload, url: str) -> dict:
 
 def allocate_in_fresh_process(url: str, tenant_id) -> dict:
     """The body of the allocation process (spawned: it starts with nothing of the bench's memory)."""
-    os.environ.update(
-        {"DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "bkm.settings", "DJANGO_DEBUG": "0", "BKM_LOG_LEVEL": "WARNING"}
-    )
-    import django
+    from bench.processes import setup_worker_process
 
-    django.setup()
+    setup_worker_process(url)
     from bench.server import peak_rss_kib
     from settlement.models import DirtyDay
     from settlement.services import settlement_dirty_process

@@ -7,7 +7,6 @@ ledger (nothing changed, so nothing is written but the marks and the run records
 speed-up is the ratio of the two wall-clock times.
 """
 
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -35,12 +34,9 @@ def _settle_in_processes(url: str, tenant_id, workers: int) -> tuple[float, list
 
 def settle_in_fresh_process(url: str, tenant_id, start_at: float) -> dict:
     """One worker: the periodic job for the tenant, started at ``start_at`` (wall clock)."""
-    os.environ.update(
-        {"DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "bkm.settings", "DJANGO_DEBUG": "0", "BKM_LOG_LEVEL": "WARNING"}
-    )
-    import django
+    from bench.processes import setup_worker_process
 
-    django.setup()
+    setup_worker_process(url)
     from django.db import connection
 
     from settlement.services import settlement_dirty_process
