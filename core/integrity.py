@@ -3,12 +3,18 @@
 Each app registers its checks in its ``AppConfig.ready`` (the ledger's first, then settlement's),
 so the runner knows no app. A check is ``(tenant_ids) -> list[Violation]``: it reads with SQL
 aggregates and streams its rows, never holding the ledger in memory. ``tenant_ids`` None means all.
+
+All checks of one run read one snapshot of the database, so a write committed while they run (a
+worker settling a day) cannot make two checks, or two statements of one, disagree.
 """
 
-from collections.abc import Callable
+import re
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from django.db import connection
+from django.db import connection, transaction
 
 MAX_REPORTED = 50
 
@@ -34,11 +40,85 @@ def registered_checks() -> list[Check]:
     return list(_checks)
 
 
+@dataclass(frozen=True)
+class CheckResult:
+    check: Check
+    violations: list[Violation]
+    seconds: float
+
+    @property
+    def label(self) -> str:
+        return self.check.__name__.removeprefix("check_")
+
+
 def ledger_violations(tenant_ids=None) -> list[Violation]:
-    violations = []
-    for check in _checks:
-        violations.extend(check(tenant_ids))
-    return violations
+    return [violation for result in run_checks(tenant_ids) for violation in result.violations]
+
+
+def run_checks(tenant_ids=None, jobs: int = 1) -> Iterator[CheckResult]:
+    """Every registered check against one snapshot, yielded in registration order as each is done.
+
+    On PostgreSQL ``jobs`` > 1 runs that many checks at once, each on its own connection importing
+    the snapshot of this one (``pg_export_snapshot``). Inside a caller's transaction, whose writes
+    no other connection can see, the checks run one after another in that transaction.
+    """
+    checks = registered_checks()
+    if connection.in_atomic_block:
+        yield from (_timed(check, tenant_ids) for check in checks)
+        return
+    jobs = usable_jobs(jobs)
+    with transaction.atomic():
+        snapshot = _export_snapshot()
+        if jobs == 1:
+            yield from (_timed(check, tenant_ids) for check in checks)
+            return
+        pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="check")
+        try:
+            futures = [pool.submit(_timed_in_snapshot, check, tenant_ids, snapshot) for check in checks]
+            for future in futures:
+                yield future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def usable_jobs(requested: int) -> int:
+    """How many checks can run at once: one on SQLite and inside a transaction, else ``requested``."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return 1
+    return max(1, requested)
+
+
+def _timed(check: Check, tenant_ids) -> CheckResult:
+    started = time.perf_counter()
+    violations = check(tenant_ids)
+    return CheckResult(check, violations, time.perf_counter() - started)
+
+
+def _export_snapshot() -> str | None:
+    """Make this transaction a read-only snapshot; on PostgreSQL, its id for other connections."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        cursor.execute("SELECT pg_export_snapshot()")
+        return cursor.fetchone()[0]
+
+
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]+(-[0-9A-F]+)+")
+
+
+def _timed_in_snapshot(check: Check, tenant_ids, snapshot: str) -> CheckResult:
+    if not _SNAPSHOT_ID.fullmatch(snapshot):
+        raise ValueError(f"unexpected snapshot id {snapshot!r}")
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                # SET takes no bind parameters; the id was matched against its format above.
+                cursor.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            return _timed(check, tenant_ids)
+    finally:
+        connection.close()  # this thread's connection; the pool's threads end with the run
 
 
 def tenant_sql(alias: str, tenant_ids) -> tuple[str, list]:
